@@ -112,3 +112,20 @@ func checkSegment(seg string) error {
 	}
 	return nil
 }
+
+// ClampRange turns a GetRange request on an object of the given size into
+// slice bounds, following GetRange's rules. Backends share it so they agree
+// at the edges.
+func ClampRange(id ID, size, off, length int64) (lo, hi int64, err error) {
+	if off < 0 {
+		return 0, 0, fmt.Errorf("object %s: negative offset %d", id, off)
+	}
+	if off > size {
+		return 0, 0, fmt.Errorf("object %s: offset %d, size %d: %w", id, off, size, ErrRange)
+	}
+	hi = size
+	if length >= 0 && off+length < size {
+		hi = off + length
+	}
+	return off, hi, nil
+}

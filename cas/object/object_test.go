@@ -80,7 +80,7 @@ func TestRejectsMalformed(t *testing.T) {
 		"unknown type":       {tree(func(t *Tree) { t.Entries[0].Type = 9 }), decTree},
 		"empty target":       {tree(func(t *Tree) { t.Entries[2].Target = "" }), decTree},
 		"mode bits":          {tree(func(t *Tree) { t.Entries[0].Perm = 0o17777 }), decTree},
-		"huge count":         {append(append([]byte("mlfsT\x01"), 0xff, 0xff, 0xff, 0x7f)), decTree},
+		"huge count":         {append([]byte("mlfsT\x01"), 0xff, 0xff, 0xff, 0x7f), decTree},
 		"sizes disagree":     {file(func(f *File) { f.Size++ }), decFile},
 		"zero chunk":         {file(func(f *File) { f.Chunks[1].Size = 0; f.Size = 65536 }), decFile},
 		"chunk count lies":   {append([]byte("mlfsF\x01"), 10, 200, 1), decFile},
