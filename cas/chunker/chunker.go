@@ -93,11 +93,16 @@ type Chunker struct {
 
 // bufSize is how much the Chunker reads ahead; large reads keep syscalls
 // and the cost of moving the tail down small.
-const bufSize = 4 << 20
+const bufSize = 1 << 20
 
 // New returns a Chunker reading r.
 func New(r io.Reader) *Chunker {
 	return &Chunker{r: r, buf: make([]byte, bufSize)}
+}
+
+// Reset makes c read r from its start, keeping the buffer.
+func (c *Chunker) Reset(r io.Reader) {
+	c.r, c.pos, c.end, c.eof = r, 0, 0, false
 }
 
 // Next returns the next chunk, or io.EOF after the last one. The returned

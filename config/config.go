@@ -1,0 +1,205 @@
+// Package config finds mlfs's files and reads its settings.
+//
+// Settings come from, in increasing precedence: built-in defaults, the TOML
+// file $XDG_CONFIG_HOME/mlfs/config.toml, MLFS_* environment variables, and
+// command-line flags (applied by cmd/mlfs). State lives under
+// $XDG_DATA_HOME/mlfs and the chunk cache under $XDG_CACHE_HOME/mlfs, so
+// setting those three variables is all it takes to run a second, fully
+// separate instance. With no file and no variables, mlfs works on a local
+// store in the data folder.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the content of config.toml.
+type Config struct {
+	// Store is the folder of the local store. Default: <data>/store.
+	Store string `toml:"store"`
+	// Remote is the URL of a shared remote store (file://, s3://, gs://,
+	// az://); empty for none.
+	Remote string `toml:"remote,omitempty"`
+	// Mount is where the daemon mounts; default /mnt/ml.
+	Mount string `toml:"mount,omitempty"`
+	// CacheSize bounds the local chunk cache ("20GiB", "10%"); empty for
+	// the default.
+	CacheSize string `toml:"cache_size,omitempty"`
+
+	// Paths derived from the environment; not read from the file.
+	Paths Paths `toml:"-"`
+}
+
+// Paths are where mlfs keeps its files.
+type Paths struct {
+	ConfigFile string // $XDG_CONFIG_HOME/mlfs/config.toml
+	DataDir    string // $XDG_DATA_HOME/mlfs
+	CacheDir   string // $XDG_CACHE_HOME/mlfs
+	IndexDir   string // <data>/index
+	Socket     string // <data>/mlfs.sock
+}
+
+// Env is the environment: os.Getenv in production, a map in tests.
+type Env func(string) string
+
+func xdg(env Env, name, fallback string) (string, error) {
+	if v := env(name); v != "" {
+		if !filepath.IsAbs(v) {
+			return "", fmt.Errorf("$%s=%q is not an absolute path", name, v)
+		}
+		return v, nil
+	}
+	home := env("HOME")
+	if home == "" {
+		return "", fmt.Errorf("neither $%s nor $HOME is set; set one of them", name)
+	}
+	return filepath.Join(home, fallback), nil
+}
+
+// Locate derives the paths from the environment.
+func Locate(env Env) (Paths, error) {
+	cfg, err := xdg(env, "XDG_CONFIG_HOME", ".config")
+	if err != nil {
+		return Paths{}, err
+	}
+	data, err := xdg(env, "XDG_DATA_HOME", ".local/share")
+	if err != nil {
+		return Paths{}, err
+	}
+	cache, err := xdg(env, "XDG_CACHE_HOME", ".cache")
+	if err != nil {
+		return Paths{}, err
+	}
+	p := Paths{
+		ConfigFile: filepath.Join(cfg, "mlfs", "config.toml"),
+		DataDir:    filepath.Join(data, "mlfs"),
+		CacheDir:   filepath.Join(cache, "mlfs"),
+	}
+	p.IndexDir = filepath.Join(p.DataDir, "index")
+	p.Socket = filepath.Join(p.DataDir, "mlfs.sock")
+	return p, nil
+}
+
+// Load reads the config file (if any) and applies MLFS_* variables.
+func Load(env Env) (*Config, error) {
+	paths, err := Locate(env)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c := &Config{}
+	b, err := os.ReadFile(paths.ConfigFile)
+	switch {
+	case err == nil:
+		if err := Parse(b, c); err != nil {
+			return nil, fmt.Errorf("config %s: %w", paths.ConfigFile, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.Paths = paths
+	for name, field := range map[string]*string{
+		"MLFS_STORE": &c.Store, "MLFS_REMOTE": &c.Remote, "MLFS_MOUNT": &c.Mount, "MLFS_CACHE_SIZE": &c.CacheSize,
+	} {
+		if v := env(name); v != "" {
+			*field = v
+		}
+	}
+	if c.Store == "" {
+		c.Store = filepath.Join(paths.DataDir, "store")
+	}
+	if c.Mount == "" {
+		c.Mount = "/mnt/ml"
+	}
+	return c, c.Check()
+}
+
+// Parse decodes a config file strictly: unknown keys are errors, so a typo
+// does not silently fall back to a default.
+func Parse(b []byte, c *Config) error {
+	md, err := toml.Decode(string(b), c)
+	if err != nil {
+		return err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("unknown setting %s (known: store, remote, mount, cache_size)", strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// Check validates the settings.
+func (c *Config) Check() error {
+	if c.Store != "" && !filepath.IsAbs(c.Store) {
+		return fmt.Errorf("config: store %q must be an absolute path", c.Store)
+	}
+	if c.CacheSize != "" {
+		if _, _, err := ParseSize(c.CacheSize); err != nil {
+			return fmt.Errorf("config: cache_size: %w", err)
+		}
+	}
+	return nil
+}
+
+// Save writes c to its config file, atomically.
+func (c *Config) Save() error {
+	var sb strings.Builder
+	sb.WriteString("# mlfs configuration; see the README for every setting.\n")
+	if err := toml.NewEncoder(&sb).Encode(c); err != nil {
+		return err
+	}
+	path := c.Paths.ConfigFile
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(sb.String()), 0o644); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	return nil
+}
+
+// ParseSize parses "512MiB", "20GB", "1073741824" or "10%". It returns
+// either a byte count or a percentage (of the disk), never both.
+func ParseSize(s string) (bytes int64, percent float64, err error) {
+	t := strings.TrimSpace(s)
+	if p, ok := strings.CutSuffix(t, "%"); ok {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || v <= 0 || v > 100 {
+			return 0, 0, fmt.Errorf("size %q: a percentage must be in (0, 100]", s)
+		}
+		return 0, v, nil
+	}
+	units := []struct {
+		suffix string
+		mult   float64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1},
+	}
+	mult := 1.0
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v < 0 || v*mult > 1<<62 {
+		return 0, 0, fmt.Errorf("size %q: want a number with an optional unit (KiB, MiB, GiB, TiB, KB, MB, GB, TB) or a percentage", s)
+	}
+	return int64(v * mult), 0, nil
+}
