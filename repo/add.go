@@ -142,7 +142,7 @@ type adder struct {
 	wg        sync.WaitGroup
 
 	nfiles, nbytes, newBytes, newChunks, reused, skipped atomic.Int64
-	progressMu                                          sync.Mutex
+	progressMu                                           sync.Mutex
 }
 
 func (a *adder) fail(err error) { a.cancel(err) }
@@ -155,7 +155,6 @@ func (a *adder) err() error {
 }
 
 func (a *adder) wait() { a.wg.Wait() }
-
 
 // dir adds the folder at path (shown as rel) and returns its tree id. Its
 // files are chunked in the background while dir walks on into subfolders.

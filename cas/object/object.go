@@ -76,10 +76,10 @@ type Entry struct {
 	Name   string
 	Type   EntryType
 	Perm   uint32 // Unix permission bits with setuid, setgid, sticky (07777)
-	MTime  int64       // nanoseconds since the Unix epoch
-	Size   int64       // files only
-	ID     cas.ID      // file object for files, tree object for dirs
-	Target string      // symlinks only
+	MTime  int64  // nanoseconds since the Unix epoch
+	Size   int64  // files only
+	ID     cas.ID // file object for files, tree object for dirs
+	Target string // symlinks only
 }
 
 // Tree is one folder: its entries sorted by name.

@@ -92,7 +92,6 @@ func (g *globals) progress(verb string, total int64) (func(bytes, files int64), 
 	return func(bytes, files int64) { bar.Set64(bytes) }, func() { bar.Finish(); fmt.Fprint(os.Stderr, "") }
 }
 
-
 // humanBytes formats n as KiB/MiB/GiB.
 func humanBytes(n int64) string {
 	const unit = 1024
