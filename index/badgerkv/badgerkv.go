@@ -17,8 +17,6 @@ import (
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
-	"os"
 
 	"github.com/mlfs/mlfs/index"
 )
@@ -55,27 +53,6 @@ func Open(dir string, logger *slog.Logger) (*KV, error) {
 		// to conflict; skipping detection saves per-transaction memory.
 		WithDetectConflicts(false).
 		WithLogger(nil)
-	if strings.Contains(os.Getenv("EXP"), "nocomp") {
-		opts = opts.WithCompression(options.None)
-	}
-	if strings.Contains(os.Getenv("EXP"), "bt1") {
-		opts = opts.WithBaseTableSize(1 << 20)
-	}
-	if strings.Contains(os.Getenv("EXP"), "bt4") {
-		opts = opts.WithBaseTableSize(4 << 20)
-	}
-	if strings.Contains(os.Getenv("EXP"), "tsm1") {
-		opts.TableSizeMultiplier = 1
-	}
-	if strings.Contains(os.Getenv("EXP"), "mt4") {
-		opts = opts.WithMemTableSize(4 << 20)
-	}
-	if strings.Contains(os.Getenv("EXP"), "zstd") {
-		opts = opts.WithCompression(options.ZSTD)
-	}
-	if strings.Contains(os.Getenv("EXP"), "c1") {
-		opts = opts.WithNumCompactors(1)
-	}
 	if logger != nil {
 		opts = opts.WithLogger(slogAdapter{logger.With("component", "badger")})
 	}
