@@ -1,0 +1,227 @@
+// Command benchtool makes the inputs of scripts/bench and takes the
+// measurements that need more than a shell: a single-stream BLAKE3 pass,
+// peak RSS of a child process, and bytes stored in a local store.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/zeebo/blake3"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch args := os.Args[2:]; os.Args[1] {
+	case "csv":
+		err = genCSV(args[0], size(args[1]), 1)
+	case "insert":
+		err = insertRows(args[0], args[1])
+	case "mixed":
+		err = genMixed(args[0], size(args[1]))
+	case "hash":
+		err = hashTree(args[0])
+	case "run":
+		err = run(args)
+	case "storebytes":
+		err = storeBytes(args[0])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchtool:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, `usage: benchtool csv PATH SIZE | insert IN OUT | mixed DIR SIZE | hash DIR | run CMD... | storebytes STORE`)
+	os.Exit(2)
+}
+
+func size(s string) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchtool: bad size", s)
+		os.Exit(2)
+	}
+	return n
+}
+
+var species = []string{"setosa", "versicolor", "virginica"}
+
+func writeRows(w *bufio.Writer, rng *rand.Rand, n int64) int64 {
+	var done int64
+	for done < n {
+		k, _ := fmt.Fprintf(w, "%d,%.4f,%.4f,%.4f,%.4f,%s\n", rng.IntN(1e9), rng.Float64()*8, rng.Float64()*5, rng.Float64()*7, rng.Float64()*3, species[rng.IntN(3)])
+		done += int64(k)
+	}
+	return done
+}
+
+func genCSV(path string, n int64, seed uint64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	w.WriteString("id,sepal_length,sepal_width,petal_length,petal_width,species\n")
+	writeRows(w, rand.New(rand.NewPCG(seed, 7)), n)
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// insertRows copies in to out with 1% new rows inserted as 10 blocks at
+// spread-out line boundaries.
+func insertRows(in, out string) error {
+	data, err := os.ReadFile(in)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	rng := rand.New(rand.NewPCG(99, 1))
+	block := int64(len(data)) / 100 / 10
+	prev := 0
+	for i := 1; i <= 10; i++ {
+		at := i * len(data) / 11
+		at += bytes.IndexByte(data[at:], '\n') + 1
+		w.Write(data[prev:at])
+		writeRows(w, rng, block)
+		prev = at
+	}
+	w.Write(data[prev:])
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func randomFile(path string, n int64, rng *rand.ChaCha8) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyN(f, rng, n); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// genMixed writes about total bytes shaped like an ML dataset folder: one
+// large CSV (37%), one binary blob like model weights (25%), images of
+// 128-384 KiB (25%) and small JSON/text files of 1-11 KiB (the rest).
+func genMixed(dir string, total int64) error {
+	rng := rand.NewChaCha8([32]byte{42})
+	prng := rand.New(rand.NewPCG(3, 4))
+	for _, d := range []string{"tables", "weights", "images", "labels"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := genCSV(filepath.Join(dir, "tables", "train.csv"), total*37/100, 5); err != nil {
+		return err
+	}
+	if err := randomFile(filepath.Join(dir, "weights", "model.bin"), total/4, rng); err != nil {
+		return err
+	}
+	var n int64
+	for i := 0; n < total/4; i++ {
+		sz := int64(128<<10 + prng.IntN(256<<10))
+		sub := filepath.Join(dir, "images", fmt.Sprintf("%03d", i/100))
+		os.MkdirAll(sub, 0o755)
+		if err := randomFile(filepath.Join(sub, fmt.Sprintf("img%05d.jpg", i)), sz, rng); err != nil {
+			return err
+		}
+		n += sz
+	}
+	n = 0
+	for i := 0; n < total*13/100; i++ {
+		var b bytes.Buffer
+		target := 1<<10 + prng.IntN(10<<10)
+		for b.Len() < target {
+			fmt.Fprintf(&b, "{\"id\": %d, \"label\": %q, \"score\": %.5f}\n", prng.IntN(1e6), species[prng.IntN(3)], prng.Float64())
+		}
+		sub := filepath.Join(dir, "labels", fmt.Sprintf("%03d", i/1000))
+		os.MkdirAll(sub, 0o755)
+		if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("l%06d.json", i)), b.Bytes(), 0o644); err != nil {
+			return err
+		}
+		n += int64(b.Len())
+	}
+	return nil
+}
+
+// hashTree is the baseline: read every file once and BLAKE3 it, in one
+// stream, like b3sum --num-threads 1 or md5sum.
+func hashTree(dir string) error {
+	buf := make([]byte, 1<<20)
+	var total int64
+	start := time.Now()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		h := blake3.New()
+		n, err := io.CopyBuffer(h, f, buf)
+		total += n
+		h.Sum(nil)
+		return err
+	})
+	fmt.Fprintf(os.Stderr, "hashed %d bytes in %v\n", total, time.Since(start))
+	return err
+}
+
+// run runs a command and prints "<seconds> <peak RSS KiB>" on stderr.
+func run(args []string) error {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	start := time.Now()
+	err := cmd.Run()
+	el := time.Since(start)
+	var rss int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = ru.Maxrss
+	}
+	fmt.Fprintf(os.Stderr, "RESULT %.3f %d\n", el.Seconds(), rss)
+	return err
+}
+
+func storeBytes(store string) error {
+	var n int64
+	err := filepath.WalkDir(filepath.Join(store, "objects"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil {
+			n += info.Size()
+		}
+		return err
+	})
+	fmt.Println(n)
+	return err
+}
