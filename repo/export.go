@@ -44,8 +44,8 @@ func (r *Repo) Export(ctx context.Context, ref Ref, dir string, opts ExportOptio
 		sem: make(chan struct{}, 4*runtime.GOMAXPROCS(0)+4)}
 	err = e.tree(v.Tree, dir)
 	e.wg.Wait()
-	if err == nil && ctx.Err() != nil {
-		err = context.Cause(ctx)
+	if ctx.Err() != nil {
+		err = context.Cause(ctx) // the first failure, not what it canceled
 	}
 	if err == nil {
 		// The root's own mode and time come from no entry; keep the default.

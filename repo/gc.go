@@ -7,6 +7,7 @@ import (
 
 	"github.com/mlfs/mlfs/cas"
 	"github.com/mlfs/mlfs/cas/object"
+	"github.com/mlfs/mlfs/cas/pack"
 )
 
 // GCStats tells what GC did (or would do, in a dry run).
@@ -14,8 +15,15 @@ type GCStats struct {
 	Reachable    int64
 	Removed      int64
 	RemovedBytes int64
-	Temps        int // leftover temp files of interrupted adds
+	// Packs rewritten or deleted to give the space back, and the bytes
+	// that freed on disk.
+	PacksDeleted, PacksRewritten int
+	BytesFreed                   int64
+	Temps                        int // leftover temp files of interrupted adds
 }
+
+// compactLive: a pack with less than this share of live bytes is rewritten.
+const compactLive = 0.5
 
 // GC removes every object that no version reaches. It holds the store
 // lock exclusively, so no add is between writing objects and naming them.
@@ -94,8 +102,24 @@ func (r *Repo) GC(ctx context.Context, dryRun bool) (GCStats, error) {
 			return st, fmt.Errorf("gc: %w", err)
 		}
 	}
-	if t, ok := r.store.(interface{ RemoveTemps(time.Duration) int }); ok {
-		st.Temps = t.RemoveTemps(0)
+	if ps, ok := r.store.(*pack.Store); ok {
+		cs, err := ps.Compact(ctx, compactLive)
+		st.PacksDeleted, st.PacksRewritten, st.BytesFreed = cs.PacksDeleted, cs.PacksRewritten, cs.BytesFreed
+		if err != nil {
+			return st, fmt.Errorf("gc: %w", err)
+		}
+	}
+	// Temp files of interrupted writes: the exclusive lock says that no
+	// writer is running, so all of them are leftovers.
+	for s := r.store; s != nil; {
+		if t, ok := s.(interface{ RemoveTemps(time.Duration) int }); ok {
+			st.Temps += t.RemoveTemps(0)
+		}
+		u, ok := s.(interface{ Backend() cas.Store })
+		if !ok {
+			break
+		}
+		s = u.Backend()
 	}
 	return st, nil
 }

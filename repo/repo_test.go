@@ -21,6 +21,7 @@ import (
 	"github.com/mlfs/mlfs/cas"
 	"github.com/mlfs/mlfs/cas/chunker"
 	"github.com/mlfs/mlfs/cas/local"
+	"github.com/mlfs/mlfs/cas/pack"
 )
 
 var bg = context.Background()
@@ -345,6 +346,23 @@ func TestDiffCostGrowsWithChanges(t *testing.T) {
 	}
 }
 
+// damage flips a byte of a blob inside its pack file, behind the store.
+func damage(t *testing.T, r *Repo, id cas.ID) {
+	t.Helper()
+	ps := r.store.(*pack.Store)
+	p, off, _, ok := ps.Locate(id)
+	if !ok {
+		t.Fatalf("blob %s not found", id.Short())
+	}
+	path := ps.Backend().(*local.Store).ObjectPath(p)
+	os.Chmod(path, 0o644)
+	b, _ := os.ReadFile(path)
+	b[off+3] ^= 0x40
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 type countingStore struct {
 	cas.Store
 	gets atomic.Int64
@@ -361,17 +379,12 @@ func TestFsckNamesCorruptAndMissingObjects(t *testing.T) {
 	randomFile(t, filepath.Join(src, "a.bin"), 300<<10, 3)
 	os.WriteFile(filepath.Join(src, "b.txt"), []byte("hello"), 0o644)
 	mustAdd(t, r, "f@v1", src)
-	st := r.store.(*local.Store)
 	v, _ := r.Resolve(bg, ref("f@v1"))
 	tr, _ := r.loadTree(bg, v.Tree)
 	fa, _ := r.loadFile(bg, tr.Entries[0].ID)
 	bad := fa.Chunks[1].ID
-	p := st.ObjectPath(bad)
-	os.Chmod(p, 0o644)
-	b, _ := os.ReadFile(p)
-	b[10] ^= 0x40
-	os.WriteFile(p, b, 0o644)
-	os.Remove(st.ObjectPath(tr.Entries[1].ID)) // b.txt's file object
+	damage(t, r, bad)
+	r.store.Delete(bg, tr.Entries[1].ID) // b.txt's file object
 
 	var problems []Problem
 	stats, err := r.Fsck(bg, func(p Problem) { problems = append(problems, p) })
@@ -429,13 +442,8 @@ func TestGCRemovesOnlyUnreachable(t *testing.T) {
 // (as a second process would), while adds run; every version must stay whole.
 func TestGCConcurrentWithAdd(t *testing.T) {
 	r := TestRepo(t)
-	root := r.store.(*local.Store).Root()
-	st2, err := local.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
-	gcRepo := New(st2, nil, root+"/lock", nil)
+	root := filepath.Dir(r.lockPath)
+	gcRepo := New(TestStore(t, root), nil, root+"/lock", nil)
 	src := t.TempDir()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})

@@ -9,19 +9,14 @@
 //	                      is a folder
 //	tmp/                  objects and refs being written
 //
-// # Atomic and durable, but not one fsync per object
+// # Atomic and durable
 //
-// No object ever appears under its final name half written: it is written
-// to tmp/, made durable, and only then renamed into objects/. Doing that
-// with an fsync per object costs a disk flush per 64 KiB chunk, which on
-// ordinary disks caps an import far below the speed of reading the input.
-// So Put groups its writes, the way databases group commits: it writes the
-// temp file and returns (the object is readable at once: reads look in the
-// pending set too), and a commit — when the pending bytes pass a threshold,
-// before any ref is created, and on Close — makes the whole group durable
-// with one syncfs(2), renames it into place and syncs again before a ref is
-// written. A crash loses at most uncommitted temp files, which no ref can
-// name; they are removed the next time the store is opened.
+// No object ever appears under its final name half written: Put writes it to
+// tmp/, fsyncs it, renames it into objects/ and fsyncs the folder, so when
+// Put returns the object survives a crash. A crash mid-Put leaves at most a
+// temp file, which the next Open removes once it is an hour old (gc removes
+// them all). That costs a disk flush per object, which is why mlfs stores
+// chunks in packs (cas/pack) of many megabytes: objects here are big.
 //
 // Refs are created with link(2) of a complete, synced temp file onto the
 // final name, which fails if the name exists: create-if-absent with exactly
@@ -40,7 +35,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -63,12 +57,6 @@ type Store struct {
 	root string
 	dir  *os.File // root, for syncfs
 
-	mu           sync.Mutex
-	pending      map[cas.ID]string // id → temp path, written but not renamed
-	committing   map[cas.ID]string // the group being committed
-	pendingBytes int64
-	commitMu     sync.Mutex // one commit at a time
-	closed       bool
 }
 
 var _ cas.Store = (*Store)(nil)
@@ -86,7 +74,7 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", dir, err)
 	}
-	s := &Store{root: dir, dir: d, pending: map[cas.ID]string{}}
+	s := &Store{root: dir, dir: d}
 	s.removeTemps(staleTemp)
 	return s, nil
 }
@@ -130,29 +118,12 @@ func (s *Store) ObjectPath(id cas.ID) string {
 	return filepath.Join(s.root, "objects", h[:2], h)
 }
 
-// open opens the object's file, committed or pending.
+// open opens the object's file.
 func (s *Store) open(ctx context.Context, id cas.ID) (*os.File, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	final := s.ObjectPath(id)
-	f, err := os.Open(final)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return f, wrapObj(id, err)
-	}
-	s.mu.Lock()
-	tmp, ok := s.pending[id]
-	if !ok {
-		tmp, ok = s.committing[id]
-	}
-	s.mu.Unlock()
-	if ok {
-		if f, err := os.Open(tmp); err == nil {
-			return f, nil
-		}
-		// Renamed by a commit after we looked: it is final now.
-		f, err = os.Open(final)
-	}
+	f, err := os.Open(s.ObjectPath(id))
 	return f, wrapObj(id, err)
 }
 
@@ -217,47 +188,32 @@ func (s *Store) Stat(ctx context.Context, id cas.ID) (int64, error) {
 	return fi.Size(), nil
 }
 
-func (s *Store) has(id cas.ID) bool {
-	s.mu.Lock()
-	_, p := s.pending[id]
-	_, c := s.committing[id]
-	s.mu.Unlock()
-	if p || c {
-		return true
-	}
-	_, err := os.Lstat(s.ObjectPath(id))
-	return err == nil
-}
-
 func (s *Store) Put(ctx context.Context, id cas.ID, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if s.has(id) {
+	final := s.ObjectPath(id)
+	if _, err := os.Lstat(final); err == nil {
 		return nil
 	}
-	tmp, err := s.writeTemp(id.String(), data, false)
+	tmp, err := s.writeTemp(id.String(), data)
 	if err != nil {
 		return fmt.Errorf("put object %s in %s: %w", id, s.root, err)
 	}
-	s.mu.Lock()
-	if _, dup := s.pending[id]; dup {
-		s.mu.Unlock()
+	// Concurrent puts of one id each rename their own complete copy over
+	// the name: the last one wins, and every one of them is whole.
+	if err := os.Rename(tmp, final); err != nil {
 		os.Remove(tmp)
-		return nil
+		return fmt.Errorf("put object %s in %s: %w", id, s.root, err)
 	}
-	s.pending[id] = tmp
-	s.pendingBytes += int64(len(data))
-	full := s.pendingBytes >= commitBytes
-	s.mu.Unlock()
-	if full {
-		return s.commit(false)
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		return fmt.Errorf("put object %s in %s: %w", id, s.root, err)
 	}
 	return nil
 }
 
-// writeTemp writes data to a new file in tmp/ and returns its path.
-func (s *Store) writeTemp(prefix string, data []byte, sync bool) (string, error) {
+// writeTemp writes data to a new, synced file in tmp/ and returns its path.
+func (s *Store) writeTemp(prefix string, data []byte) (string, error) {
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	path := filepath.Join(s.root, "tmp", prefix+"."+hex.EncodeToString(rnd[:]))
@@ -266,7 +222,7 @@ func (s *Store) writeTemp(prefix string, data []byte, sync bool) (string, error)
 		return "", err
 	}
 	_, err = f.Write(data)
-	if err == nil && sync {
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -279,52 +235,7 @@ func (s *Store) writeTemp(prefix string, data []byte, sync bool) (string, error)
 	return path, nil
 }
 
-// commit makes the pending objects durable and renames them into place.
-// With durableNames it also makes the renames durable.
-func (s *Store) commit(durableNames bool) error {
-	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
-	s.mu.Lock()
-	group := s.pending
-	s.pending = map[cas.ID]string{}
-	s.committing = group
-	s.pendingBytes = 0
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.committing = nil
-		s.mu.Unlock()
-	}()
-	if len(group) > 0 {
-		if err := s.syncfs(); err != nil {
-			return err
-		}
-		for id, tmp := range group {
-			if err := os.Rename(tmp, s.ObjectPath(id)); err != nil {
-				return fmt.Errorf("commit object %s in %s: %w", id, s.root, err)
-			}
-		}
-	}
-	if durableNames && len(group) > 0 {
-		return s.syncfs()
-	}
-	return nil
-}
-
-func (s *Store) syncfs() error {
-	if err := unix.Syncfs(int(s.dir.Fd())); err != nil {
-		return fmt.Errorf("sync store %s: %w", s.root, err)
-	}
-	return nil
-}
-
-// Sync makes every object Put so far durable under its final name.
-func (s *Store) Sync(ctx context.Context) error { return s.commit(true) }
-
 func (s *Store) List(ctx context.Context, fn func(cas.ID, int64) error) error {
-	if err := s.commit(false); err != nil {
-		return err
-	}
 	for i := 0; i < 256; i++ {
 		dir := filepath.Join(s.root, "objects", fmt.Sprintf("%02x", i))
 		ents, err := os.ReadDir(dir)
@@ -358,12 +269,6 @@ func (s *Store) Delete(ctx context.Context, id cas.ID) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	if tmp, ok := s.pending[id]; ok {
-		os.Remove(tmp)
-		delete(s.pending, id)
-	}
-	s.mu.Unlock()
 	if err := os.Remove(s.ObjectPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete object %s: %w", id, err)
 	}
@@ -381,14 +286,11 @@ func (s *Store) CreateRef(ctx context.Context, name string, id cas.ID) error {
 	if err := cas.CheckRefName(name); err != nil {
 		return err
 	}
-	if err := s.commit(true); err != nil {
-		return err
-	}
 	final := s.refPath(name)
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return fmt.Errorf("create ref %s: %w", name, err)
 	}
-	tmp, err := s.writeTemp("ref", []byte(id.String()+"\n"), true)
+	tmp, err := s.writeTemp("ref", []byte(id.String()+"\n"))
 	if err != nil {
 		return fmt.Errorf("create ref %s: %w", name, err)
 	}
@@ -499,37 +401,15 @@ func (s *Store) removeTemps(age time.Duration) int {
 		if err != nil || time.Since(info.ModTime()) < age {
 			continue
 		}
-		s.mu.Lock()
-		mine := false
-		for _, p := range s.pending {
-			if filepath.Base(p) == e.Name() {
-				mine = true
-				break
-			}
-		}
-		s.mu.Unlock()
-		if !mine && os.Remove(filepath.Join(dir, e.Name())) == nil {
+		if os.Remove(filepath.Join(dir, e.Name())) == nil {
 			n++
 		}
 	}
 	return n
 }
 
-// Close commits pending objects and releases the store.
-func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	s.mu.Unlock()
-	err := s.commit(true)
-	if cerr := s.dir.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+// Close releases the store.
+func (s *Store) Close() error { return s.dir.Close() }
 
 func writeFileSync(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/mlfs/mlfs/cas"
 	"github.com/mlfs/mlfs/cas/castest"
@@ -53,26 +54,33 @@ func TestRefusesForeignFolder(t *testing.T) {
 	}
 }
 
-// Objects are never visible under their final name before they are whole:
-// a Put that has not been committed lives only in tmp/.
-func TestUncommittedObjectsStayInTmp(t *testing.T) {
-	s := open(t, t.TempDir())
-	defer s.Close()
-	data := []byte("pending")
+// What a crash mid-Put leaves (a temp file) is never an object, and is
+// cleaned up: by Open once it is old, by RemoveTemps(0) at once.
+func TestCrashLeftoversAreNotObjects(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	data := []byte("whole")
 	id := cas.Sum(data)
-	if err := s.Put(context.Background(), id, data); err != nil {
-		t.Fatal(err)
+	half := filepath.Join(dir, "tmp", id.String()+".abc")
+	os.WriteFile(half, data[:2], 0o444)
+	if _, err := s.Get(context.Background(), id); err == nil {
+		t.Fatal("a temp file was served as an object")
 	}
-	if _, err := os.Stat(s.ObjectPath(id)); err == nil {
-		t.Fatal("object renamed into place before a commit")
+	n := 0
+	s.List(context.Background(), func(cas.ID, int64) error { n++; return nil })
+	if n != 0 {
+		t.Fatalf("listed %d objects", n)
 	}
-	if got, err := s.Get(context.Background(), id); err != nil || string(got) != "pending" {
-		t.Fatalf("pending object not readable: %v", err)
+	s.Close()
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(half, old, old)
+	s = open(t, dir)
+	defer s.Close()
+	if _, err := os.Stat(half); err == nil {
+		t.Fatal("Open kept an hour-old temp file")
 	}
-	if err := s.Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(s.ObjectPath(id)); err != nil {
-		t.Fatalf("object not in place after Sync: %v", err)
+	os.WriteFile(half, data[:2], 0o444)
+	if s.RemoveTemps(0) != 1 {
+		t.Fatal("RemoveTemps(0) did not remove the fresh temp file")
 	}
 }

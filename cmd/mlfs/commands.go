@@ -65,17 +65,17 @@ func addCmd(g *globals) *cobra.Command {
 			if _, err := os.Stat(args[1]); err != nil {
 				return fmt.Errorf("add %s: %w", args[1], err)
 			}
-			s, err := g.open(true)
+			s, err := g.open(cmd.Context(), true)
 			if err != nil {
 				return err
 			}
-			defer s.close()
+			defer s.Close()
 			var total int64
 			if !g.quiet {
 				total = treeSize(args[1])
 			}
 			progress, done := g.progress("adding "+ref.String(), total)
-			res, err := s.repo.Add(cmd.Context(), ref, args[1], repo.AddOptions{
+			res, err := s.Add(cmd.Context(), ref, args[1], repo.AddOptions{
 				Message:  message,
 				Progress: progress,
 				Warn: func(path, reason string) {
@@ -86,7 +86,7 @@ func addCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := s.close(); err != nil {
+			if err := s.Close(); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "added %s (%s): %d files, %s; %s new in the store (%d chunks)",
@@ -126,12 +126,12 @@ func versionsCmd(g *globals) *cobra.Command {
 		Short: "List the versions of a dataset, oldest first",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.open(false)
+			s, err := g.open(cmd.Context(), false)
 			if err != nil {
 				return err
 			}
-			defer s.close()
-			vs, err := s.repo.Versions(cmd.Context(), args[0])
+			defer s.Close()
+			vs, err := s.Versions(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -159,17 +159,17 @@ func exportCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := g.open(false)
+			s, err := g.open(cmd.Context(), false)
 			if err != nil {
 				return err
 			}
-			defer s.close()
-			v, err := s.repo.Resolve(cmd.Context(), ref)
+			defer s.Close()
+			v, err := s.Resolve(cmd.Context(), ref)
 			if err != nil {
 				return err
 			}
 			progress, done := g.progress("exporting "+ref.String(), v.Bytes)
-			_, err = s.repo.Export(cmd.Context(), ref, args[1], repo.ExportOptions{Progress: progress})
+			_, err = s.Export(cmd.Context(), ref, args[1], repo.ExportOptions{Progress: progress})
 			done()
 			if err != nil {
 				return err
@@ -194,12 +194,12 @@ func diffCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := g.open(false)
+			s, err := g.open(cmd.Context(), false)
 			if err != nil {
 				return err
 			}
-			defer s.close()
-			changes, err := s.repo.Diff(cmd.Context(), a, b)
+			defer s.Close()
+			changes, err := s.Diff(cmd.Context(), a, b)
 			if err != nil {
 				return err
 			}
@@ -236,13 +236,13 @@ func fsckCmd(g *globals) *cobra.Command {
 		Short: "Verify every object that a version reaches; exit 1 if any is bad",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := g.open(false)
+			s, err := g.open(cmd.Context(), false)
 			if err != nil {
 				return err
 			}
-			defer s.close()
+			defer s.Close()
 			out := cmd.OutOrStdout()
-			st, err := s.repo.Fsck(cmd.Context(), func(p repo.Problem) { fmt.Fprintf(out, "BAD %s\n", p) })
+			st, err := s.Fsck(cmd.Context(), func(p repo.Problem) { fmt.Fprintf(out, "BAD %s\n", p) })
 			if err != nil {
 				return err
 			}
@@ -263,12 +263,12 @@ func gcCmd(g *globals) *cobra.Command {
 		Short: "Remove objects that no version reaches",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := g.open(false)
+			s, err := g.open(cmd.Context(), false)
 			if err != nil {
 				return err
 			}
-			defer s.close()
-			st, err := s.repo.GC(cmd.Context(), dry)
+			defer s.Close()
+			st, err := s.GC(cmd.Context(), dry)
 			if err != nil {
 				return err
 			}
@@ -276,8 +276,8 @@ func gcCmd(g *globals) *cobra.Command {
 			if dry {
 				verb = "would remove"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %d objects (%s); %d reachable objects kept; %d leftover temp files removed\n",
-				verb, st.Removed, humanBytes(st.RemovedBytes), st.Reachable, st.Temps)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %d objects (%s); %d reachable objects kept; %d packs deleted, %d rewritten, %s freed; %d leftover temp files removed\n",
+				verb, st.Removed, humanBytes(st.RemovedBytes), st.Reachable, st.PacksDeleted, st.PacksRewritten, humanBytes(st.BytesFreed), st.Temps)
 			return nil
 		},
 	}

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,19 +10,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/mlfs/mlfs/cas/local"
 	"github.com/mlfs/mlfs/config"
-	"github.com/mlfs/mlfs/index"
-	"github.com/mlfs/mlfs/index/badgerkv"
-	"github.com/mlfs/mlfs/repo"
+	"github.com/mlfs/mlfs/daemon"
 )
-
-// session is an open repo and what must be closed after it.
-type session struct {
-	cfg   *config.Config
-	repo  *repo.Repo
-	close func() error
-}
 
 func (g *globals) config() (*config.Config, error) {
 	cfg, err := config.Load(os.Getenv)
@@ -39,40 +29,14 @@ func (g *globals) config() (*config.Config, error) {
 	return cfg, nil
 }
 
-// open opens the local store and, if withIndex, the local index. The index
-// only makes repeated adds faster; if another mlfs process holds it, mlfs
-// goes on without it.
-func (g *globals) open(withIndex bool) (*session, error) {
+// open opens the repository; withIndex for commands that profit from the
+// local index (add).
+func (g *globals) open(ctx context.Context, withIndex bool) (*daemon.Repo, error) {
 	cfg, err := g.config()
 	if err != nil {
 		return nil, err
 	}
-	st, err := local.Open(cfg.Store)
-	if err != nil {
-		return nil, err
-	}
-	var idx index.KV
-	if withIndex {
-		if err := os.MkdirAll(cfg.Paths.DataDir, 0o755); err != nil {
-			st.Close()
-			return nil, err
-		}
-		kv, err := badgerkv.Open(cfg.Paths.IndexDir, g.log)
-		if err != nil {
-			g.log.Debug("going on without the local index", "err", err)
-		} else {
-			idx = kv
-		}
-	}
-	r := repo.New(st, idx, filepath.Join(cfg.Store, "lock"), g.log)
-	return &session{cfg: cfg, repo: r, close: func() error {
-		var errs []error
-		if idx != nil {
-			errs = append(errs, idx.Close())
-		}
-		errs = append(errs, st.Close())
-		return errors.Join(errs...)
-	}}, nil
+	return daemon.OpenRepo(ctx, cfg, withIndex, g.log)
 }
 
 // progress returns a progress callback drawing a bar on stderr when it is

@@ -1,0 +1,92 @@
+package pack
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/mlfs/mlfs/cas"
+)
+
+// Pack format, version 1:
+//
+//	blob bytes, back to back
+//	index:   count × (blob id [32], offset uint32 LE, length uint32 LE),
+//	         in the order the blobs were written
+//	trailer: count uint32 LE, BLAKE3 of the index [32], magic "MLFSPAK1"
+//
+// The pack's own id is the BLAKE3 of all of it, like any object's, so a
+// whole-pack read is verified by the backend; the index hash lets a reader
+// that fetched only the tail trust the index; each blob is verified against
+// its id when it is read.
+const (
+	magic       = "MLFSPAK1"
+	entrySize   = cas.IDSize + 8
+	trailerSize = 4 + cas.IDSize + 8 // count, index hash, magic
+	// maxEntries bounds what a trailer may claim before anything is read.
+	maxEntries = 1 << 24
+)
+
+// ErrMalformed is wrapped by every error decoding a pack.
+var ErrMalformed = errors.New("malformed pack")
+
+// Entry is one blob in a pack.
+type Entry struct {
+	ID     cas.ID
+	Offset uint32
+	Length uint32
+}
+
+// appendIndex appends the index and trailer for entries to b.
+func appendIndex(b []byte, entries []Entry) []byte {
+	start := len(b)
+	for _, e := range entries {
+		b = append(b, e.ID[:]...)
+		b = binary.LittleEndian.AppendUint32(b, e.Offset)
+		b = binary.LittleEndian.AppendUint32(b, e.Length)
+	}
+	sum := cas.Sum(b[start:])
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(entries)))
+	b = append(b, sum[:]...)
+	return append(b, magic...)
+}
+
+// ParseTrailer reads the trailer (the last trailerSize bytes of a pack of
+// packSize bytes) and returns the entry count and the index's hash.
+func ParseTrailer(t []byte, packSize int64) (int, cas.ID, error) {
+	if len(t) != trailerSize || string(t[4+cas.IDSize:]) != magic {
+		return 0, cas.ID{}, fmt.Errorf("%w: no pack trailer", ErrMalformed)
+	}
+	n := binary.LittleEndian.Uint32(t)
+	if n > maxEntries || int64(n)*entrySize+trailerSize > packSize {
+		return 0, cas.ID{}, fmt.Errorf("%w: trailer claims %d blobs in %d bytes", ErrMalformed, n, packSize)
+	}
+	return int(n), cas.ID(t[4 : 4+cas.IDSize]), nil
+}
+
+// ParseIndex decodes the index of a pack of packSize bytes and checks it:
+// its hash, and that every blob lies inside the data area without overlap.
+func ParseIndex(idx []byte, sum cas.ID, packSize int64) ([]Entry, error) {
+	if len(idx)%entrySize != 0 {
+		return nil, fmt.Errorf("%w: index of %d bytes", ErrMalformed, len(idx))
+	}
+	if cas.Sum(idx) != sum {
+		return nil, fmt.Errorf("%w: index does not match its hash", ErrMalformed)
+	}
+	dataEnd := packSize - int64(len(idx)) - trailerSize
+	entries := make([]Entry, len(idx)/entrySize)
+	var next int64
+	for i := range entries {
+		b := idx[i*entrySize:]
+		e := Entry{ID: cas.ID(b[:cas.IDSize]), Offset: binary.LittleEndian.Uint32(b[32:]), Length: binary.LittleEndian.Uint32(b[36:])}
+		if int64(e.Offset) != next || int64(e.Offset)+int64(e.Length) > dataEnd {
+			return nil, fmt.Errorf("%w: blob %d at %d+%d does not follow %d within %d", ErrMalformed, i, e.Offset, e.Length, next, dataEnd)
+		}
+		next = int64(e.Offset) + int64(e.Length)
+		entries[i] = e
+	}
+	if next != dataEnd {
+		return nil, fmt.Errorf("%w: %d bytes of data, index covers %d", ErrMalformed, dataEnd, next)
+	}
+	return entries, nil
+}

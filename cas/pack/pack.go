@@ -1,0 +1,602 @@
+// Package pack is a cas.Store that bundles objects ("blobs") into pack
+// files stored in another cas.Store.
+//
+// # Why packs
+//
+// A dataset is mostly small objects: 64 KiB chunks, tiny file objects,
+// trees. Stored one object per file or per cloud object, 1 GiB costs some
+// 60,000 creates, renames and syncs (or PUTs), which dominates the time of
+// an import. Packed, it is 64 appends of 16 MiB. Reads fetch one blob by a
+// ranged read of its pack.
+//
+// # Index
+//
+// Every pack ends with an index of its blobs (see format.go). The Store
+// keeps the index of all packs in memory, loaded from the packs' tails when
+// it opens (a few bytes per pack) and extended as it writes new packs.
+// Refresh picks up packs written by other processes; a Get that misses
+// refreshes by itself, at most once a second.
+//
+// # Durability
+//
+// Put appends to an open pack in memory and returns; full packs are
+// written in the background, at most Uploads at a time (a Put waits for a
+// slot, which bounds memory). Flush writes the open pack and waits for all
+// writes; CreateRef and Close flush first, so a ref never names an object
+// that is not durable in the backend.
+//
+// # Removing blobs
+//
+// Delete only drops a blob from the index. Compact then deletes packs with
+// no live blob and rewrites packs that are mostly dead.
+package pack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/mlfs/mlfs/cas"
+)
+
+// Options tune a Store.
+type Options struct {
+	// PackSize is the size at which a pack is closed and written.
+	PackSize int
+	// Uploads is how many packs may be written at once.
+	Uploads int
+	Log     *slog.Logger
+}
+
+// DefaultPackSize suits local disks and clouds alike: big enough that the
+// per-object costs vanish, small enough to keep memory low.
+const DefaultPackSize = 16 << 20
+
+// Store is a packing cas.Store over a backend.
+type Store struct {
+	be  cas.Store
+	opt Options
+
+	mu         sync.RWMutex
+	packs      []packInfo          // by pack number
+	packNum    map[cas.ID]uint32   // pack id → number
+	idx        map[cas.ID]location // blob → where it is
+	open       *building           // pack being filled
+	sealed     map[*building]bool  // full packs being written; still readable here
+	err        error               // first failed pack write
+	generation uint64              // counts refreshes
+	refreshMu  sync.Mutex
+
+	writing int        // packs being written
+	idle    *sync.Cond // signalled when writing drops to 0; uses mu
+	slots   chan struct{}
+}
+
+type packInfo struct {
+	id      cas.ID
+	size    int64
+	deleted bool
+}
+
+type location struct {
+	pack        uint32
+	off, length uint32
+}
+
+// building is a pack being assembled in memory.
+type building struct {
+	buf     []byte
+	entries []Entry
+	ids     map[cas.ID]int // blob → entry index
+}
+
+var _ cas.Store = (*Store)(nil)
+
+// New opens a pack store over be, loading the index of every pack in it.
+func New(ctx context.Context, be cas.Store, opt Options) (*Store, error) {
+	if opt.PackSize <= 0 {
+		opt.PackSize = DefaultPackSize
+	}
+	if opt.Uploads <= 0 {
+		opt.Uploads = 2
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{be: be, opt: opt, packNum: map[cas.ID]uint32{}, idx: map[cas.ID]location{},
+		sealed: map[*building]bool{}, slots: make(chan struct{}, opt.Uploads)}
+	s.idle = sync.NewCond(&s.mu)
+	if err := s.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Backend returns the store the packs are kept in.
+func (s *Store) Backend() cas.Store { return s.be }
+
+// Refresh loads the index of packs written since the last refresh (by other
+// processes, say) and forgets packs that were deleted.
+func (s *Store) Refresh(ctx context.Context) error {
+	type listed struct {
+		id   cas.ID
+		size int64
+	}
+	var all []listed
+	if err := s.be.List(ctx, func(id cas.ID, size int64) error {
+		all = append(all, listed{id, size})
+		return nil
+	}); err != nil {
+		return fmt.Errorf("list packs: %w", err)
+	}
+	present := make(map[cas.ID]bool, len(all))
+	for _, p := range all {
+		present[p.id] = true
+	}
+	s.mu.Lock()
+	s.generation++
+	vanished := false
+	for _, p := range s.packs {
+		if !p.deleted && !present[p.id] {
+			vanished = true
+		}
+	}
+	if vanished {
+		// Another process compacted: rebuild from scratch.
+		s.packs, s.packNum, s.idx = nil, map[cas.ID]uint32{}, map[cas.ID]location{}
+	}
+	var todo []listed
+	for _, p := range all {
+		if _, ok := s.packNum[p.id]; !ok {
+			todo = append(todo, p)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range todo {
+		entries, err := s.readIndex(ctx, p.id, p.size)
+		if err != nil {
+			s.opt.Log.Warn("skipping unreadable pack", "pack", p.id, "err", err)
+			continue
+		}
+		s.mu.Lock()
+		s.addPack(p.id, p.size, entries)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// addPack registers a written pack; s.mu must be held. Blobs already
+// indexed elsewhere keep their place unless overwrite is set.
+func (s *Store) addPack(id cas.ID, size int64, entries []Entry, overwrite ...bool) {
+	n, ok := s.packNum[id]
+	if !ok {
+		n = uint32(len(s.packs))
+		s.packs = append(s.packs, packInfo{id: id, size: size})
+		s.packNum[id] = n
+	}
+	for _, e := range entries {
+		if _, dup := s.idx[e.ID]; dup && len(overwrite) == 0 {
+			continue
+		}
+		s.idx[e.ID] = location{n, e.Offset, e.Length}
+	}
+}
+
+// readIndex reads a pack's tail and returns its entries.
+func (s *Store) readIndex(ctx context.Context, id cas.ID, size int64) ([]Entry, error) {
+	if size < trailerSize {
+		return nil, fmt.Errorf("pack %s: %w: %d bytes", id.Short(), ErrMalformed, size)
+	}
+	t, err := s.be.GetRange(ctx, id, size-trailerSize, trailerSize)
+	if err != nil {
+		return nil, err
+	}
+	n, sum, err := ParseTrailer(t, size)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", id.Short(), err)
+	}
+	ilen := int64(n) * entrySize
+	idx, err := s.be.GetRange(ctx, id, size-trailerSize-ilen, ilen)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := ParseIndex(idx, sum, size)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", id.Short(), err)
+	}
+	return entries, nil
+}
+
+// findLocal looks for id in packs not yet written; s.mu must be held.
+func (s *Store) findLocal(id cas.ID) ([]byte, bool) {
+	if s.open != nil {
+		if i, ok := s.open.ids[id]; ok {
+			e := s.open.entries[i]
+			return s.open.buf[e.Offset : e.Offset+e.Length], true
+		}
+	}
+	for b := range s.sealed {
+		if i, ok := b.ids[id]; ok {
+			e := b.entries[i]
+			return b.buf[e.Offset : e.Offset+e.Length], true
+		}
+	}
+	return nil, false
+}
+
+// found is where locate found a blob: in memory (inMem, with its bytes)
+// or in a written pack.
+type found struct {
+	inMem bool
+	mem   []byte
+	pack  cas.ID
+	loc   location
+}
+
+// locate finds a blob. With refresh, a miss reloads the index once (other
+// processes may have written packs since); concurrent misses share one
+// reload.
+func (s *Store) locate(ctx context.Context, id cas.ID, refresh bool) (found, error) {
+	for attempt := 0; ; attempt++ {
+		s.mu.RLock()
+		gen := s.generation
+		if b, ok := s.findLocal(id); ok {
+			f := found{inMem: true, mem: append([]byte{}, b...)}
+			s.mu.RUnlock()
+			return f, nil
+		}
+		l, ok := s.idx[id]
+		var f found
+		if ok {
+			f = found{pack: s.packs[l.pack].id, loc: l}
+		}
+		s.mu.RUnlock()
+		if ok {
+			return f, nil
+		}
+		if !refresh || attempt > 0 {
+			return f, fmt.Errorf("object %s: %w", id, cas.ErrNotFound)
+		}
+		if err := s.refreshSince(ctx, gen); err != nil {
+			return f, err
+		}
+	}
+}
+
+// refreshSince refreshes unless a refresh began after generation gen.
+func (s *Store) refreshSince(ctx context.Context, gen uint64) error {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	s.mu.RLock()
+	done := s.generation != gen
+	s.mu.RUnlock()
+	if done {
+		return nil
+	}
+	return s.Refresh(ctx)
+}
+
+func (s *Store) Get(ctx context.Context, id cas.ID) ([]byte, error) {
+	return s.get(ctx, id, 0, -1, true)
+}
+
+func (s *Store) GetRange(ctx context.Context, id cas.ID, off, length int64) ([]byte, error) {
+	return s.get(ctx, id, off, length, false)
+}
+
+func (s *Store) get(ctx context.Context, id cas.ID, off, length int64, whole bool) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		f, err := s.locate(ctx, id, true)
+		if err != nil {
+			return nil, err
+		}
+		pack, l := f.pack, f.loc
+		size := int64(l.length)
+		if f.inMem {
+			size = int64(len(f.mem))
+		}
+		lo, hi, err := cas.ClampRange(id, size, off, length)
+		if err != nil {
+			return nil, err
+		}
+		if f.inMem {
+			return f.mem[lo:hi], nil
+		}
+		b, err := s.be.GetRange(ctx, pack, int64(l.off)+lo, hi-lo)
+		if errors.Is(err, cas.ErrNotFound) && attempt == 0 {
+			// The pack was compacted away by another process.
+			if rerr := s.Refresh(ctx); rerr != nil {
+				return nil, rerr
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("object %s in pack %s: %w", id, pack.Short(), err)
+		}
+		if int64(len(b)) != hi-lo {
+			return nil, fmt.Errorf("object %s in pack %s: short read (%d of %d bytes): %w", id, pack.Short(), len(b), hi-lo, cas.ErrCorrupt)
+		}
+		if whole {
+			if err := id.Verify(b); err != nil {
+				return nil, fmt.Errorf("pack %s: %w", pack.Short(), err)
+			}
+		}
+		return b, nil
+	}
+}
+
+func (s *Store) Stat(ctx context.Context, id cas.ID) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	f, err := s.locate(ctx, id, false)
+	if err != nil {
+		return 0, err
+	}
+	if f.inMem {
+		return int64(len(f.mem)), nil
+	}
+	return int64(f.loc.length), nil
+}
+
+func (s *Store) Put(ctx context.Context, id cas.ID, data []byte) error {
+	return s.put(ctx, id, data, false)
+}
+
+// put appends data to the open pack. With rewrite, a blob that is already
+// in a written pack is written again (Compact moves blobs that way).
+func (s *Store) put(ctx context.Context, id cas.ID, data []byte, rewrite bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if int64(len(data)) > 1<<31 {
+		return fmt.Errorf("put object %s: %d bytes is more than a pack can hold", id, len(data))
+	}
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		return err
+	}
+	_, written := s.idx[id]
+	if _, pending := s.findLocal(id); pending || (written && !rewrite) {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.open == nil {
+		s.open = &building{buf: make([]byte, 0, s.opt.PackSize+s.opt.PackSize/8), ids: map[cas.ID]int{}}
+	}
+	b := s.open
+	b.ids[id] = len(b.entries)
+	b.entries = append(b.entries, Entry{ID: id, Offset: uint32(len(b.buf)), Length: uint32(len(data))})
+	b.buf = append(b.buf, data...)
+	if len(b.buf) < s.opt.PackSize {
+		s.mu.Unlock()
+		return nil
+	}
+	s.open = nil
+	s.sealed[b] = true
+	s.mu.Unlock()
+	return s.write(ctx, b)
+}
+
+// write stores a sealed pack in the background once a slot is free.
+func (s *Store) write(ctx context.Context, b *building) error {
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		s.fail(b, ctx.Err())
+		return ctx.Err()
+	}
+	s.mu.Lock()
+	s.writing++
+	s.mu.Unlock()
+	go func() {
+		defer func() {
+			<-s.slots
+			s.mu.Lock()
+			if s.writing--; s.writing == 0 {
+				s.idle.Broadcast()
+			}
+			s.mu.Unlock()
+		}()
+		data := appendIndex(b.buf, b.entries)
+		id := cas.Sum(data)
+		// Not the caller's context: the caller's Put has returned and a
+		// later Flush waits for this write.
+		if err := s.be.Put(context.Background(), id, data); err != nil {
+			s.fail(b, fmt.Errorf("write pack %s: %w", id.Short(), err))
+			return
+		}
+		s.mu.Lock()
+		s.addPack(id, int64(len(data)), b.entries, true)
+		delete(s.sealed, b)
+		s.mu.Unlock()
+		s.opt.Log.Debug("pack written", "pack", id.Short(), "blobs", len(b.entries), "bytes", len(data))
+	}()
+	return nil
+}
+
+// fail records a lost pack: its blobs are gone, and the store refuses
+// further writes so that no ref can name them.
+func (s *Store) fail(b *building, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sealed, b)
+	if s.err == nil {
+		s.err = err
+	}
+}
+
+// Flush writes the open pack and waits until every pack is stored.
+func (s *Store) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	b := s.open
+	s.open = nil
+	if b != nil {
+		s.sealed[b] = true
+	}
+	s.mu.Unlock()
+	if b != nil {
+		if err := s.write(ctx, b); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.writing > 0 {
+		s.idle.Wait()
+	}
+	return s.err
+}
+
+func (s *Store) List(ctx context.Context, fn func(cas.ID, int64) error) error {
+	if err := s.Flush(ctx); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	type blob struct {
+		id   cas.ID
+		size int64
+	}
+	all := make([]blob, 0, len(s.idx))
+	for id, l := range s.idx {
+		all = append(all, blob{id, int64(l.length)})
+	}
+	s.mu.RUnlock()
+	for _, b := range all {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(b.id, b.size); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete drops a blob from the index; Compact reclaims its space.
+func (s *Store) Delete(ctx context.Context, id cas.ID) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.idx, id)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) CreateRef(ctx context.Context, name string, id cas.ID) error {
+	if err := s.Flush(ctx); err != nil {
+		return fmt.Errorf("create ref %s: %w", name, err)
+	}
+	return s.be.CreateRef(ctx, name, id)
+}
+
+func (s *Store) GetRef(ctx context.Context, name string) (cas.ID, error) {
+	return s.be.GetRef(ctx, name)
+}
+
+func (s *Store) ListRefs(ctx context.Context, prefix string, fn func(string, cas.ID) error) error {
+	return s.be.ListRefs(ctx, prefix, fn)
+}
+
+func (s *Store) DeleteRef(ctx context.Context, name string) error {
+	return s.be.DeleteRef(ctx, name)
+}
+
+// Close flushes and closes the backend.
+func (s *Store) Close() error {
+	err := s.Flush(context.Background())
+	return errors.Join(err, s.be.Close())
+}
+
+// Locate tells where a written blob lives: its pack and byte range. Tests
+// use it to damage a blob on purpose.
+func (s *Store) Locate(id cas.ID) (pack cas.ID, off, length int64, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	l, ok := s.idx[id]
+	if !ok {
+		return cas.ID{}, 0, 0, false
+	}
+	return s.packs[l.pack].id, int64(l.off), int64(l.length), true
+}
+
+// CompactStats tells what Compact did.
+type CompactStats struct {
+	PacksDeleted, PacksRewritten int
+	BytesFreed                   int64
+}
+
+// Compact deletes packs that hold no live blob and rewrites packs whose
+// live bytes are less than minLive (0 to 1) of their size. It must not run
+// while another process writes to the same backend (repo.GC holds the
+// store's lock for that).
+func (s *Store) Compact(ctx context.Context, minLive float64) (CompactStats, error) {
+	var st CompactStats
+	if err := s.Flush(ctx); err != nil {
+		return st, err
+	}
+	s.mu.RLock()
+	live := make([]int64, len(s.packs))
+	blobs := make([][]cas.ID, len(s.packs))
+	for id, l := range s.idx {
+		live[l.pack] += int64(l.length)
+		blobs[l.pack] = append(blobs[l.pack], id)
+	}
+	packs := append([]packInfo(nil), s.packs...)
+	s.mu.RUnlock()
+
+	var rewritten []int
+	for n, p := range packs {
+		if p.deleted {
+			continue
+		}
+		switch {
+		case len(blobs[n]) == 0:
+			if err := s.be.Delete(ctx, p.id); err != nil {
+				return st, err
+			}
+			s.markDeleted(n)
+			st.PacksDeleted++
+			st.BytesFreed += p.size
+		case float64(live[n]) < minLive*float64(p.size):
+			for _, id := range blobs[n] {
+				b, err := s.Get(ctx, id)
+				if err != nil {
+					return st, fmt.Errorf("compact pack %s: %w", p.id.Short(), err)
+				}
+				if err := s.put(ctx, id, b, true); err != nil {
+					return st, err
+				}
+			}
+			rewritten = append(rewritten, n)
+		}
+	}
+	if err := s.Flush(ctx); err != nil {
+		return st, err
+	}
+	// The rewritten blobs now point at new packs; the old ones can go.
+	for _, n := range rewritten {
+		if err := s.be.Delete(ctx, packs[n].id); err != nil {
+			return st, err
+		}
+		s.markDeleted(n)
+		st.PacksRewritten++
+		st.BytesFreed += packs[n].size - live[n]
+	}
+	return st, nil
+}
+
+func (s *Store) markDeleted(n int) {
+	s.mu.Lock()
+	s.packs[n].deleted = true
+	delete(s.packNum, s.packs[n].id)
+	s.mu.Unlock()
+}

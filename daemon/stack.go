@@ -1,0 +1,72 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/mlfs/mlfs/cas/local"
+	"github.com/mlfs/mlfs/cas/pack"
+	"github.com/mlfs/mlfs/config"
+	"github.com/mlfs/mlfs/index"
+	"github.com/mlfs/mlfs/index/badgerkv"
+	"github.com/mlfs/mlfs/repo"
+)
+
+// Repo is an open repository and the resources behind it.
+type Repo struct {
+	*repo.Repo
+	Config *config.Config
+	closers []func() error
+}
+
+// Close flushes and releases everything, in reverse order of opening.
+func (r *Repo) Close() error {
+	var errs []error
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		errs = append(errs, r.closers[i]())
+	}
+	r.closers = nil
+	return errors.Join(errs...)
+}
+
+// OpenRepo assembles the storage stack for cfg:
+//
+//	repo → pack (blobs bundled into 16 MiB packs) → local (a folder)
+//
+// and, if withIndex, the local badger index. The index only speeds up
+// repeated adds; when another mlfs process holds it, mlfs goes on without.
+func OpenRepo(ctx context.Context, cfg *config.Config, withIndex bool, log *slog.Logger) (*Repo, error) {
+	r := &Repo{Config: cfg}
+	be, err := local.Open(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	r.closers = append(r.closers, be.Close)
+	st, err := pack.New(ctx, be, pack.Options{Log: log})
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("store %s: %w", cfg.Store, err)
+	}
+	// pack.Close closes be too; replace be's closer.
+	r.closers = []func() error{st.Close}
+	var idx index.KV
+	if withIndex {
+		if err := os.MkdirAll(cfg.Paths.DataDir, 0o755); err != nil {
+			r.Close()
+			return nil, err
+		}
+		kv, err := badgerkv.Open(cfg.Paths.IndexDir, log)
+		if err != nil {
+			log.Debug("going on without the local index", "err", err)
+		} else {
+			idx = kv
+			r.closers = append(r.closers, kv.Close)
+		}
+	}
+	r.Repo = repo.New(st, idx, filepath.Join(cfg.Store, "lock"), log)
+	return r, nil
+}
