@@ -19,7 +19,7 @@ import (
 // Repo is an open repository and the resources behind it.
 type Repo struct {
 	*repo.Repo
-	Config *config.Config
+	Config  *config.Config
 	closers []func() error
 }
 
