@@ -90,3 +90,18 @@ func ParseIndex(idx []byte, sum cas.ID, packSize int64) ([]Entry, error) {
 	}
 	return entries, nil
 }
+
+// Parse decodes a whole pack: its trailer and index, checked as
+// ParseTrailer and ParseIndex check them. It reads nothing beyond b.
+func Parse(b []byte) ([]Entry, error) {
+	size := int64(len(b))
+	if size < trailerSize {
+		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, size)
+	}
+	n, sum, err := ParseTrailer(b[size-trailerSize:], size)
+	if err != nil {
+		return nil, err
+	}
+	end := size - trailerSize
+	return ParseIndex(b[end-int64(n)*entrySize:end], sum, size)
+}
