@@ -66,21 +66,43 @@ func Cut(data []byte) int {
 	if n < normal {
 		normal = n
 	}
-	var h uint64
-	i := MinSize
-	for ; i < normal; i++ {
-		h = h<<1 + gear[data[i]]
-		if h&maskS == 0 {
-			return i + 1
-		}
+	h, i, ok := scan(data, 0, MinSize, normal, maskS)
+	if ok {
+		return i
 	}
-	for ; i < n; i++ {
-		h = h<<1 + gear[data[i]]
-		if h&maskL == 0 {
-			return i + 1
-		}
+	if _, i, ok = scan(data, h, normal, n, maskL); ok {
+		return i
 	}
 	return n
+}
+
+// scan rolls the gear hash h over data[from:to] and returns the length of
+// the chunk ending at the first byte after which h&mask is zero, with ok;
+// else the hash at to. It steps two bytes at a time: h<<2 + (g1<<1 + g2)
+// is the same hash as two single steps, but its chain of dependent
+// operations is half as long, and the hash after the first byte is checked
+// too, so the cut points are exactly those of the byte-by-byte loop.
+func scan(data []byte, h uint64, from, to int, mask uint64) (uint64, int, bool) {
+	d := data[from:to]
+	i := 0
+	for ; i+1 < len(d); i += 2 {
+		g1, g2 := gear[d[i]], gear[d[i+1]]
+		h1 := h<<1 + g1
+		h = h<<2 + (g1<<1 + g2)
+		if h1&mask == 0 {
+			return h1, from + i + 1, true
+		}
+		if h&mask == 0 {
+			return h, from + i + 2, true
+		}
+	}
+	if i < len(d) {
+		h = h<<1 + gear[d[i]]
+		if h&mask == 0 {
+			return h, from + i + 1, true
+		}
+	}
+	return h, to, false
 }
 
 // Chunker reads a stream and returns its chunks in order.
