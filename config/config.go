@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -143,12 +144,33 @@ func (c *Config) Check() error {
 	if c.Store != "" && !filepath.IsAbs(c.Store) {
 		return fmt.Errorf("config: store %q must be an absolute path", c.Store)
 	}
+	if c.Remote != "" {
+		if err := CheckRemote(c.Remote); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+	}
 	if c.CacheSize != "" {
 		if _, _, err := ParseSize(c.CacheSize); err != nil {
 			return fmt.Errorf("config: cache_size: %w", err)
 		}
 	}
 	return nil
+}
+
+// CheckRemote validates a remote URL. Remote stores are not built yet, so
+// every well-formed URL is refused too, with a message that says so:
+// a remote that is silently ignored would look like data shared when it
+// is not.
+func CheckRemote(remote string) error {
+	u, err := url.Parse(remote)
+	if err != nil || u.Host == "" && u.Scheme != "file" || u.Scheme == "file" && u.Path == "" {
+		return fmt.Errorf("remote %q: want file:///path, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix", remote)
+	}
+	switch u.Scheme {
+	case "file", "s3", "gs", "az":
+		return fmt.Errorf("remote %s: this version of mlfs keeps data in the local store only; remotes are not supported yet (unset the remote)", u.Redacted())
+	}
+	return fmt.Errorf("remote %q: unknown scheme %q; want file, s3, gs or az", remote, u.Scheme)
 }
 
 // Save writes c to its config file, atomically.

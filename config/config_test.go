@@ -65,12 +65,12 @@ func TestSaveRoundTrip(t *testing.T) {
 	env := envOf(map[string]string{"HOME": d})
 	c, _ := Load(env)
 	c.Store = "/data/mlfs-store"
-	c.Remote = "s3://bucket/team"
+	c.CacheSize = "20GiB"
 	if err := c.Save(); err != nil {
 		t.Fatal(err)
 	}
 	c2, err := Load(env)
-	if err != nil || c2.Store != c.Store || c2.Remote != c.Remote {
+	if err != nil || c2.Store != c.Store || c2.CacheSize != c.CacheSize {
 		t.Fatalf("%v %+v", err, c2)
 	}
 }
@@ -113,4 +113,24 @@ func FuzzParseSize(f *testing.F) {
 			t.Fatalf("ParseSize(%q) = %d, %v", s, b, p)
 		}
 	})
+}
+
+// A remote is never silently ignored: a bad URL is named as such, and a
+// good one is refused until remotes exist.
+func TestRemoteRefused(t *testing.T) {
+	for url, want := range map[string]string{
+		"s3://bucket/p":  "not supported yet",
+		"file:///srv/ml": "not supported yet",
+		"ftp://x/y":      "unknown scheme",
+		"bucket":         "want file:///path",
+	} {
+		err := CheckRemote(url)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckRemote(%q) = %v, want %q", url, err, want)
+		}
+	}
+	env := map[string]string{"HOME": t.TempDir(), "MLFS_REMOTE": "s3://b/p"}
+	if _, err := Load(func(k string) string { return env[k] }); err == nil {
+		t.Error("Load accepted MLFS_REMOTE")
+	}
 }

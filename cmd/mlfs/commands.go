@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mlfs/mlfs/cas/local"
+	"github.com/mlfs/mlfs/config"
 	"github.com/mlfs/mlfs/repo"
 )
 
@@ -26,6 +27,9 @@ func initCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if remote != "" {
+				if err := config.CheckRemote(remote); err != nil {
+					return err
+				}
 				cfg.Remote = remote
 			}
 			st, err := local.Open(cfg.Store)

@@ -1,0 +1,37 @@
+# mlfs: versioned datasets and run tracking through a filesystem.
+GO ?= go
+BIN := bin/mlfs
+
+.PHONY: all build demo test race fuzz bench vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/mlfs
+
+# The quick start: installs what it needs, then versions the real iris
+# data set with the embedded local store (see scripts/demo).
+demo:
+	bash scripts/demo
+
+# Every test, FUSE and emulator tests included; run as root for all of them.
+test: vet
+	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -race ./cas/... ./index/... ./repo/...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+# Each fuzz target for FUZZTIME (default 30s); the seed corpus is in the tests.
+FUZZTIME ?= 30s
+fuzz:
+	bash scripts/fuzz $(FUZZTIME)
+
+# End-to-end benchmarks; figures go to docs/benchmarks.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./cas/...
+	bash scripts/bench
+
+clean:
+	rm -rf bin .demo
