@@ -107,23 +107,12 @@ func (r *Repo) Add(ctx context.Context, ref Ref, path string, opts AddOptions) (
 	} else if len(vs) > 0 {
 		parent = vs[len(vs)-1].ID
 	}
-	host, user := whoami()
-	v := &object.Version{Dataset: ref.Dataset, Tree: treeID, Parent: parent, Time: now(),
-		Host: host, User: user, Message: opts.Message, Files: a.nfiles.Load(), Bytes: a.nbytes.Load()}
-	enc := v.Encode()
-	vid := cas.Sum(enc)
-	if err := r.store.Put(ctx, vid, enc); err != nil {
+	vi, err := a.commit(ref, treeID, parent, opts.Message)
+	if err != nil {
 		return nil, err
 	}
-	if err := r.store.CreateRef(ctx, ref.refName(), vid); err != nil {
-		if errors.Is(err, cas.ErrExists) {
-			return nil, fmt.Errorf("version %s: %w (created by another writer meanwhile); pick a new name", ref, cas.ErrExists)
-		}
-		return nil, fmt.Errorf("commit version %s: %w", ref, err)
-	}
-	a.files.flush()
 	return &AddResult{
-		VersionInfo: VersionInfo{Ref: ref, ID: vid, Version: v},
+		VersionInfo: vi,
 		NewBytes:    a.newBytes.Load(), NewChunks: a.newChunks.Load(),
 		Reused: a.reused.Load(), Skipped: a.skipped.Load(),
 	}, nil
