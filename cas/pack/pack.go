@@ -65,7 +65,8 @@ type Store struct {
 	idx        map[cas.ID]location // blob → where it is
 	open       *building           // pack being filled
 	sealed     map[*building]bool  // full packs being written; still readable here
-	err        error               // first failed pack write
+	err        error               // first failed pack write since the last Flush
+	retry      []*building         // packs to write again at the next Flush
 	generation uint64              // counts refreshes
 	refreshMu  sync.Mutex
 
@@ -386,12 +387,16 @@ func (s *Store) put(ctx context.Context, id cas.ID, data []byte, rewrite bool) e
 	return s.write(ctx, b)
 }
 
-// write stores a sealed pack in the background once a slot is free.
+// write stores a sealed pack in the background once a slot is free. If
+// ctx ends first, or the backend fails, the pack stays in memory (still
+// readable) and the next Flush writes it again: a lost pack is never
+// silently dropped, since other writers may already have deduplicated
+// against its blobs.
 func (s *Store) write(ctx context.Context, b *building) error {
 	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():
-		s.fail(b, ctx.Err())
+		s.retryLater(b, nil)
 		return ctx.Err()
 	}
 	s.mu.Lock()
@@ -411,7 +416,7 @@ func (s *Store) write(ctx context.Context, b *building) error {
 		// Not the caller's context: the caller's Put has returned and a
 		// later Flush waits for this write.
 		if err := s.be.Put(context.Background(), id, data); err != nil {
-			s.fail(b, fmt.Errorf("write pack %s: %w", id.Short(), err))
+			s.retryLater(b, fmt.Errorf("write pack %s: %w", id.Short(), err))
 			return
 		}
 		s.mu.Lock()
@@ -422,6 +427,19 @@ func (s *Store) write(ctx context.Context, b *building) error {
 		s.opt.Log.Debug("pack written", "pack", id.Short(), "blobs", len(b.entries), "bytes", len(data))
 	}()
 	return nil
+}
+
+// retryLater keeps a pack that could not be written for the next Flush.
+// A backend error also makes Put refuse new data until a Flush succeeds,
+// which bounds the memory that unwritten packs hold.
+func (s *Store) retryLater(b *building, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retry = append(s.retry, b)
+	if err != nil && s.err == nil {
+		s.err = err
+		s.opt.Log.Warn("pack write failed; kept in memory for the next flush", "err", err)
+	}
 }
 
 // newBuf returns an empty buffer for a pack, reusing one of a written
@@ -444,37 +462,41 @@ func (s *Store) reuse(b []byte) {
 	}
 }
 
-// fail records a lost pack: its blobs are gone, and the store refuses
-// further writes so that no ref can name them.
-func (s *Store) fail(b *building, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.sealed, b)
-	if s.err == nil {
-		s.err = err
-	}
-}
-
-// Flush writes the open pack and waits until every pack is stored.
+// Flush writes the open pack and any pack whose write failed before, and
+// waits until every pack is stored. It returns the first error of this
+// round; once a round succeeds the store accepts writes again.
 func (s *Store) Flush(ctx context.Context) error {
-	s.mu.Lock()
-	b := s.open
-	s.open = nil
-	if b != nil {
-		s.sealed[b] = true
-	}
-	s.mu.Unlock()
-	if b != nil {
-		if err := s.write(ctx, b); err != nil {
+	// Puts canceled meanwhile may queue more packs for retry; go round
+	// until none is left (each round writes all that were queued).
+	for {
+		s.mu.Lock()
+		todo := s.retry
+		s.retry = nil
+		s.err = nil
+		if b := s.open; b != nil {
+			s.open = nil
+			s.sealed[b] = true
+			todo = append(todo, b)
+		}
+		s.mu.Unlock()
+		for _, b := range todo {
+			if err := s.write(ctx, b); err != nil {
+				return err
+			}
+		}
+		s.mu.Lock()
+		for s.writing > 0 {
+			s.idle.Wait()
+		}
+		err, more := s.err, len(s.retry) > 0
+		s.mu.Unlock()
+		if err != nil {
 			return err
 		}
+		if !more {
+			return nil
+		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for s.writing > 0 {
-		s.idle.Wait()
-	}
-	return s.err
 }
 
 func (s *Store) List(ctx context.Context, fn func(cas.ID, int64) error) error {

@@ -3,9 +3,13 @@ package pack_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mlfs/mlfs/cas"
 	"github.com/mlfs/mlfs/cas/castest"
@@ -201,4 +205,121 @@ func FuzzParsePack(f *testing.F) {
 			t.Fatalf("entries cover %d bytes of a %d-byte pack", next, len(b))
 		}
 	})
+}
+
+// failing fails every Put while full is set, as a full disk does.
+type failing struct {
+	cas.Store
+	full atomic.Bool
+}
+
+func (f *failing) Put(ctx context.Context, id cas.ID, data []byte) error {
+	if f.full.Load() {
+		return fmt.Errorf("put %s: %w", id.Short(), syscall.ENOSPC)
+	}
+	return f.Store.Put(ctx, id, data)
+}
+
+// A pack that cannot be written is kept, stays readable, and is written
+// by the first Flush after the disk has room again; meanwhile no ref can
+// be created and new data is refused.
+func TestFailedPackWriteIsRetried(t *testing.T) {
+	be := &failing{Store: mem.New()}
+	s := newPack(t, be, 1<<10)
+	be.full.Store(true)
+	var ids []cas.ID
+	var stored []int
+	refused := false
+	for i := 0; i < 8; i++ {
+		d := bytes.Repeat([]byte{byte(i)}, 700)
+		ids = append(ids, cas.Sum(d))
+		// Fills and seals packs that fail to write; once one has failed,
+		// Put refuses more.
+		if err := s.Put(bg, ids[i], d); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("put on a full disk: %v", err)
+			}
+			refused = true
+			continue
+		}
+		stored = append(stored, i)
+	}
+	if !refused {
+		t.Fatal("Put went on accepting data after a pack write failed")
+	}
+	if err := s.Flush(bg); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("flush on a full disk: %v", err)
+	}
+	if err := s.CreateRef(bg, "d/v1", ids[0]); err == nil {
+		t.Fatal("a ref was created while its objects are not stored")
+	}
+	for _, i := range stored {
+		if b, err := s.Get(bg, ids[i]); err != nil || b[0] != byte(i) {
+			t.Fatalf("blob %d of an unwritten pack: %v", i, err)
+		}
+	}
+	be.full.Store(false)
+	if err := s.Flush(bg); err != nil {
+		t.Fatalf("flush once the disk has room: %v", err)
+	}
+	if err := s.CreateRef(bg, "d/v1", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newPack(t, be.Store, 1<<10)
+	for _, i := range stored {
+		if _, err := fresh.Get(bg, ids[i]); err != nil {
+			t.Fatalf("blob %d lost: %v", i, err)
+		}
+	}
+}
+
+// blocking holds every Put until release is closed.
+type blocking struct {
+	cas.Store
+	release chan struct{}
+}
+
+func (b *blocking) Put(ctx context.Context, id cas.ID, data []byte) error {
+	<-b.release
+	return b.Store.Put(ctx, id, data)
+}
+
+// A Put canceled while waiting for a write slot loses nothing and leaves
+// the store usable.
+func TestCanceledPutKeepsStoreUsable(t *testing.T) {
+	be := &blocking{Store: mem.New(), release: make(chan struct{})}
+	s, err := pack.New(bg, be, pack.Options{PackSize: 1 << 10, Uploads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := bytes.Repeat([]byte("a"), 2000)
+	if err := s.Put(bg, cas.Sum(a), a); err != nil { // takes the only slot
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	b := bytes.Repeat([]byte("b"), 2000)
+	if err := s.Put(ctx, cas.Sum(b), b); !errors.Is(err, context.Canceled) {
+		t.Fatalf("put waiting for a slot: %v, want canceled", err)
+	}
+	close(be.release)
+	if got, err := s.Get(bg, cas.Sum(b)); err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("blob of a canceled put: %v", err)
+	}
+	if err := s.Flush(bg); err != nil {
+		t.Fatalf("flush after a canceled put: %v", err)
+	}
+	e := []byte("later")
+	if err := s.Put(bg, cas.Sum(e), e); err != nil {
+		t.Fatalf("put after a canceled put: %v", err)
+	}
+	if err := s.CreateRef(bg, "d/v1", cas.Sum(e)); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newPack(t, be.Store, 1<<10)
+	for _, d := range [][]byte{a, b, e} {
+		if _, err := fresh.Get(bg, cas.Sum(d)); err != nil {
+			t.Fatalf("blob lost: %v", err)
+		}
+	}
 }
