@@ -42,7 +42,9 @@ type AddResult struct {
 	Skipped int64
 }
 
-// Add imports the folder (or single file) at path as version ref. It reads
+// Add imports the folder (or single file) at path as version ref. A
+// symlink given as path is followed; symlinks inside the folder are stored
+// as symlinks. It reads
 // each file once, chunking it and hashing the chunks on all cores, with
 // memory bounded by a fixed number of chunks in flight, and creates the
 // version's name only after every object is stored.
@@ -53,6 +55,9 @@ func (r *Repo) Add(ctx context.Context, ref Ref, path string, opts AddOptions) (
 	if err := CheckVersionName(ref.Version); err != nil {
 		return nil, err
 	}
+	if path == "" {
+		return nil, errors.New("add: PATH is empty")
+	}
 	if _, err := r.store.GetRef(ctx, ref.refName()); err == nil {
 		return nil, fmt.Errorf("version %s: %w; versions are immutable, pick a new name", ref, cas.ErrExists)
 	} else if !errors.Is(err, cas.ErrNotFound) {
@@ -62,7 +67,9 @@ func (r *Repo) Add(ctx context.Context, ref Ref, path string, opts AddOptions) (
 	if err != nil {
 		return nil, err
 	}
-	info, err := os.Lstat(root)
+	// Stat, not Lstat: "mlfs add ds@v1 ./current" with current -> run-42/
+	// means the folder the user points at.
+	info, err := os.Stat(root)
 	if err != nil {
 		return nil, fmt.Errorf("add %s: %w", path, err)
 	}
@@ -86,7 +93,9 @@ func (r *Repo) Add(ctx context.Context, ref Ref, path string, opts AddOptions) (
 		// A single file becomes a version holding just that file.
 		var e object.Entry
 		var job *pendingFile
-		if e, job, err = a.entryOf(root, "", info); err == nil {
+		if err = object.CheckName(info.Name()); err != nil {
+			err = fmt.Errorf("add %s: %v; rename it, mlfs stores only UTF-8 names", path, err)
+		} else if e, job, err = a.entryOf(root, "", info); err == nil {
 			t := &object.Tree{Entries: []object.Entry{e}}
 			treeID, err = a.finishTree(t, []*pendingFile{job})
 		}
@@ -202,6 +211,12 @@ func (a *adder) finishTree(t *object.Tree, jobs []*pendingFile) (cas.ID, error) 
 		}
 		t.Entries[i].ID, t.Entries[i].Size = job.id, job.size
 	}
+	// The entries were checked one by one as they were read; this is the
+	// last word, the same check the decoder applies, so no tree is stored
+	// that readers would reject.
+	if err := t.Check(); err != nil {
+		return cas.ID{}, fmt.Errorf("add: %w", err)
+	}
 	return a.putObject(t.Encode())
 }
 
@@ -233,7 +248,10 @@ func (a *adder) entryOf(path, rel string, info fs.FileInfo) (object.Entry, *pend
 			return e, nil, fmt.Errorf("add %s: %w", path, err)
 		}
 		e.Target = target
-		if err := (&object.Tree{Entries: []object.Entry{e}}).Check(); err != nil {
+		if err := object.CheckTarget(target); err != nil {
+			return e, nil, fmt.Errorf("add %s: %v; point the link at a UTF-8 path, mlfs stores only UTF-8 symlink targets", path, err)
+		}
+		if err := e.Check(); err != nil {
 			return e, nil, fmt.Errorf("add %s: %v", path, err)
 		}
 		return e, nil, nil

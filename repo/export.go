@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"sync"
 	"time"
 
@@ -24,7 +25,10 @@ type ExportOptions struct {
 
 // Export writes version ref into dir, which must not exist or be empty:
 // every file's bytes (each chunk verified), modes, modification times,
-// symlinks and empty folders. On error, dir may hold a partial copy.
+// symlinks and empty folders. Each file is written under a temporary name
+// in its folder and renamed into place once all its chunks are written and
+// verified, so on error dir may hold a partial copy, but every file in it
+// under its real name has its full, verified content.
 func (r *Repo) Export(ctx context.Context, ref Ref, dir string, opts ExportOptions) (VersionInfo, error) {
 	v, err := r.Resolve(ctx, ref)
 	if err != nil {
@@ -81,6 +85,7 @@ func (e *exporter) tree(id cas.ID, dir string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", dir, err)
 	}
+	temps := 0 // temporary names handed out in dir
 	for i := range t.Entries {
 		ent := &t.Entries[i]
 		p := filepath.Join(dir, ent.Name)
@@ -107,7 +112,7 @@ func (e *exporter) tree(id cas.ID, dir string) error {
 				return fmt.Errorf("%s: set time: %w", p, err)
 			}
 		case object.TypeFile:
-			if err := e.file(ent, p); err != nil {
+			if err := e.file(ent, p, filepath.Join(dir, tempName(t, &temps))); err != nil {
 				return err
 			}
 		}
@@ -115,9 +120,26 @@ func (e *exporter) tree(id cas.ID, dir string) error {
 	return nil
 }
 
-// file writes one file; its chunks are fetched and written in parallel
-// (at their offsets), and its mode and time set when the last one lands.
-func (e *exporter) file(ent *object.Entry, path string) error {
+// tempName returns a name for a file being written in the folder of t that
+// no entry of t has, so it can collide neither with what the export
+// creates there nor with another file's temporary name. The folder was
+// empty when the export began.
+func tempName(t *object.Tree, n *int) string {
+	for {
+		name := fmt.Sprintf(".mlfs-export-%d.tmp", *n)
+		*n++
+		i := sort.Search(len(t.Entries), func(i int) bool { return t.Entries[i].Name >= name })
+		if i == len(t.Entries) || t.Entries[i].Name != name {
+			return name
+		}
+	}
+}
+
+// file writes one file under the name tmp; its chunks are fetched and
+// written in parallel (at their offsets), and when the last one has landed
+// its mode and time are set and it is renamed to path. On any failure tmp
+// is removed, so path never holds wrong bytes.
+func (e *exporter) file(ent *object.Entry, path, tmp string) error {
 	fo, err := e.r.loadFile(e.ctx, ent.ID)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -125,13 +147,17 @@ func (e *exporter) file(ent *object.Entry, path string) error {
 	if fo.Size != ent.Size {
 		return fmt.Errorf("%s: tree says %d bytes, file object %s says %d: %w", path, ent.Size, ent.ID.Short(), fo.Size, cas.ErrCorrupt)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	if err := f.Truncate(fo.Size); err != nil {
+	discard := func() {
 		f.Close()
-		return err
+		os.Remove(tmp)
+	}
+	if err := f.Truncate(fo.Size); err != nil {
+		discard()
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	var fileWG sync.WaitGroup
 	var once sync.Once
@@ -145,7 +171,7 @@ func (e *exporter) file(ent *object.Entry, path string) error {
 		case e.sem <- struct{}{}:
 		case <-e.ctx.Done():
 			fileWG.Wait()
-			f.Close()
+			discard()
 			return context.Cause(e.ctx)
 		}
 		fileWG.Add(1)
@@ -168,18 +194,24 @@ func (e *exporter) file(ent *object.Entry, path string) error {
 	go func() {
 		defer e.wg.Done()
 		fileWG.Wait()
+		// ferr is nil only if every chunk arrived, verified against its
+		// id by the store and against its length above.
 		err := ferr
 		if cerr := f.Close(); err == nil && cerr != nil {
 			err = cerr
 		}
 		if err == nil {
-			err = os.Chmod(path, ent.FileMode())
+			err = os.Chmod(tmp, ent.FileMode())
 		}
 		if err == nil {
 			mt := time.Unix(0, ent.MTime)
-			err = os.Chtimes(path, mt, mt)
+			err = os.Chtimes(tmp, mt, mt)
+		}
+		if err == nil {
+			err = os.Rename(tmp, path)
 		}
 		if err != nil {
+			os.Remove(tmp)
 			setErr(fmt.Errorf("%s: %w", path, err))
 			return
 		}

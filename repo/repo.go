@@ -59,6 +59,9 @@ func CheckVersionName(name string) error {
 	if name == "latest" {
 		return fmt.Errorf("version name %q is reserved: it always means the newest version", name)
 	}
+	if isHexPrefix(name) {
+		return fmt.Errorf("version name %q is only hex digits, so it would be confused with a version id (DATASET@<8+ hex digits> names a version by id); add a letter other than a-f, for example v%s", name, name)
+	}
 	return nil
 }
 
@@ -250,7 +253,9 @@ func whoami() (host, name string) {
 	} else {
 		name = os.Getenv("USER")
 	}
-	return host, name
+	// A version records only UTF-8; an odd host or user name must not
+	// make every add fail.
+	return strings.ToValidUTF8(host, "\uFFFD"), strings.ToValidUTF8(name, "\uFFFD")
 }
 
 func now() int64 { return time.Now().UnixNano() }

@@ -472,3 +472,145 @@ func TestGCConcurrentWithAdd(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNonUTF8SymlinkTargetFailsCleanly: a link whose target the decoder
+// would reject is refused by add, naming the link, and no version exists.
+func TestNonUTF8SymlinkTargetFailsCleanly(t *testing.T) {
+	r := TestRepo(t)
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "ok.txt"), []byte("ok"), 0o644)
+	if err := os.Symlink("\xff", filepath.Join(src, "lnk")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Add(bg, ref("n@v1"), src, AddOptions{})
+	if err == nil || !strings.Contains(err.Error(), "UTF-8") || !strings.Contains(err.Error(), filepath.Join(src, "lnk")) {
+		t.Fatalf("got %v, want an error naming the link and UTF-8", err)
+	}
+	if vs, _ := r.Versions(bg, "n"); len(vs) != 0 {
+		t.Fatal("a version was created")
+	}
+	// A file given by a non-UTF-8 name is refused too, not stored.
+	bad := filepath.Join(src, "bad\xffname")
+	os.WriteFile(bad, []byte("x"), 0o644)
+	if _, err := r.Add(bg, ref("n@v2"), bad, AddOptions{}); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("single file with a non-UTF-8 name: %v", err)
+	}
+	if _, err := r.Fsck(bg, func(p Problem) { t.Errorf("fsck: %s", p) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFailedExportLeavesNoWrongFile: a corrupt chunk fails the export and
+// leaves no file with wrong bytes under its real name, and no temp file.
+func TestFailedExportLeavesNoWrongFile(t *testing.T) {
+	r := TestRepo(t)
+	src := t.TempDir()
+	randomFile(t, filepath.Join(src, "a.bin"), 300<<10, 3)
+	for i := 0; i < 20; i++ {
+		os.WriteFile(filepath.Join(src, fmt.Sprintf("f%02d.txt", i)), []byte(fmt.Sprint("small ", i)), 0o644)
+	}
+	mustAdd(t, r, "f@v1", src)
+	v, _ := r.Resolve(bg, ref("f@v1"))
+	tr, _ := r.loadTree(bg, v.Tree)
+	fa, err := r.loadFile(bg, tr.Entries[0].ID)
+	if err != nil || len(fa.Chunks) < 3 {
+		t.Fatalf("a.bin: %v, %d chunks", err, len(fa.Chunks))
+	}
+	damage(t, r, fa.Chunks[1].ID)
+
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := r.Export(bg, ref("f@v1"), out, ExportOptions{}); !errors.Is(err, cas.ErrCorrupt) {
+		t.Fatalf("export of a damaged version: %v", err)
+	}
+	want := snapshot(t, src)
+	for p, got := range snapshot(t, out) {
+		if p == "." {
+			continue
+		}
+		if strings.HasPrefix(filepath.Base(p), ".mlfs-export") {
+			t.Errorf("temp file %s left behind", p)
+		} else if got != want[p] {
+			t.Errorf("%s has wrong content after a failed export:\n got %s\nwant %s", p, got, want[p])
+		}
+	}
+}
+
+// TestExportTempNamesAvoidEntries: files named like export's temporary
+// names come back whole.
+func TestExportTempNamesAvoidEntries(t *testing.T) {
+	r := TestRepo(t)
+	src := t.TempDir()
+	for i, name := range []string{".mlfs-export-0.tmp", ".mlfs-export-1.tmp", ".mlfs-export-3.tmp", "a", "b"} {
+		os.WriteFile(filepath.Join(src, name), []byte(strings.Repeat(name, i+1)), 0o640)
+	}
+	os.Symlink("a", filepath.Join(src, ".mlfs-export-2.tmp"))
+	mustAdd(t, r, "t@v1", src)
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := r.Export(bg, ref("t@v1"), out, ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	compareTrees(t, snapshot(t, src), snapshot(t, out))
+}
+
+// TestHexVersionNamesRefused: a name that looks like an id prefix would
+// shadow lookups by id, so it is refused; id prefixes still resolve.
+func TestHexVersionNamesRefused(t *testing.T) {
+	r := TestRepo(t)
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "a"), []byte("a"), 0o644)
+	res := mustAdd(t, r, "h@v1", src)
+	for _, name := range []string{"deadbeef", "27540702", res.ID.String()[:8], res.ID.String(), "0123456789abcdef"} {
+		_, err := r.Add(bg, ref("h@"+name), src, AddOptions{})
+		if err == nil || !strings.Contains(err.Error(), "version id") {
+			t.Errorf("add h@%s: %v, want a refusal naming version ids", name, err)
+		}
+	}
+	for _, name := range []string{"1234567", "deadbeefg", "v27540702", "DEADBEEF", "2024-01-01", strings.Repeat("a", 65)} {
+		mustAdd(t, r, "h@"+name, src)
+	}
+	if v, err := r.Resolve(bg, ref("h@"+res.ID.String()[:8])); err != nil || v.ID != res.ID {
+		t.Errorf("id prefix: %v %v", v.Ref, err)
+	}
+}
+
+// TestAddFollowsSymlinkGivenAsPath: PATH may be a symlink to a folder or a
+// file; symlinks inside the folder stay symlinks.
+func TestAddFollowsSymlinkGivenAsPath(t *testing.T) {
+	r := TestRepo(t)
+	base := t.TempDir()
+	src := filepath.Join(base, "run-42")
+	os.MkdirAll(filepath.Join(src, "sub"), 0o755)
+	os.WriteFile(filepath.Join(src, "sub", "data.csv"), []byte("1,2\n"), 0o644)
+	os.Symlink("sub/data.csv", filepath.Join(src, "inner"))
+	os.Symlink("sub", filepath.Join(src, "inner-dir"))
+	os.Symlink("run-42", filepath.Join(base, "current"))
+	os.Symlink("run-42/sub/data.csv", filepath.Join(base, "file-link"))
+
+	mustAdd(t, r, "l@v1", filepath.Join(base, "current"))
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := r.Export(bg, ref("l@v1"), out, ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	compareTrees(t, snapshot(t, src), snapshot(t, out))
+
+	mustAdd(t, r, "l@v2", filepath.Join(base, "file-link"))
+	out2 := filepath.Join(t.TempDir(), "out")
+	if _, err := r.Export(bg, ref("l@v2"), out2, ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(out2, "file-link")); err != nil || string(b) != "1,2\n" {
+		t.Fatalf("single file through a link: %q %v", b, err)
+	}
+
+	os.Symlink("missing", filepath.Join(base, "dangling"))
+	if _, err := r.Add(bg, ref("l@v3"), filepath.Join(base, "dangling"), AddOptions{}); err == nil || !strings.Contains(err.Error(), "dangling") {
+		t.Fatalf("dangling link as PATH: %v", err)
+	}
+}
+
+func TestAddEmptyPath(t *testing.T) {
+	r := TestRepo(t)
+	if _, err := r.Add(bg, ref("e@v1"), "", AddOptions{}); err == nil || err.Error() != "add: PATH is empty" {
+		t.Fatalf("got %v, want \"add: PATH is empty\"", err)
+	}
+}

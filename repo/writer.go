@@ -98,6 +98,9 @@ func (a *adder) commit(ref Ref, tree, parent cas.ID, message string) (VersionInf
 	host, user := whoami()
 	v := &object.Version{Dataset: ref.Dataset, Tree: tree, Parent: parent, Time: now(),
 		Host: host, User: user, Message: message, Files: a.nfiles.Load(), Bytes: a.nbytes.Load()}
+	if err := v.Check(); err != nil {
+		return VersionInfo{}, fmt.Errorf("version %s: %w", ref, err)
+	}
 	enc := v.Encode()
 	vid := cas.Sum(enc)
 	if err := r.store.Put(a.ctx, vid, enc); err != nil {

@@ -26,11 +26,14 @@ const (
 
 const magic = "mlfs"
 
-// Limits a decoder enforces.
+// Limits of the format. The Check methods enforce the name, target and
+// string limits for encoders and decoders alike; the decoders enforce the
+// chunk and count limits.
 const (
 	MaxNameLen    = 255
 	MaxTargetLen  = 4096
 	MaxStringLen  = 64 << 10
+	maxDatasetLen = 128
 	MaxChunkLen   = 64 << 20
 	maxEntryCount = 1 << 24
 )
@@ -194,6 +197,16 @@ func (e *Entry) FileMode() fs.FileMode {
 	return m
 }
 
+// MaxSize is the largest size or count an object records (the decoders'
+// range for every unsigned integer field that becomes an int64).
+const MaxSize = 1 << 62
+
+// The rules below are the single source of what a tree may hold: Tree.Check
+// applies them before anything is encoded, and DecodeTree applies the same
+// Tree.Check to what it decoded, having enforced only the layout itself. So
+// every tree that passes Check encodes to bytes that DecodeTree accepts, and
+// a writer can never store a tree that readers will reject.
+
 // CheckName reports whether name may appear in a tree.
 func CheckName(name string) error {
 	switch {
@@ -209,31 +222,78 @@ func CheckName(name string) error {
 	return nil
 }
 
-// Check validates t as a decoder would: names, order, types and targets.
+// CheckTarget reports whether target may be a symlink's target in a tree.
+func CheckTarget(target string) error {
+	switch {
+	case target == "":
+		return errors.New("symlink target is empty")
+	case len(target) > MaxTargetLen:
+		return fmt.Errorf("symlink target %.40q… is longer than %d bytes", target, MaxTargetLen)
+	case !utf8.ValidString(target):
+		return fmt.Errorf("symlink target %q is not valid UTF-8", target)
+	case strings.ContainsRune(target, 0):
+		return fmt.Errorf("symlink target %q contains NUL", target)
+	}
+	return nil
+}
+
+// Check validates one entry: its name and the fields its type encodes.
+// Fields a type does not encode (a file's Target, a symlink's ID) are
+// ignored, as the encoding drops them.
+func (e *Entry) Check() error {
+	if err := CheckName(e.Name); err != nil {
+		return err
+	}
+	if e.Perm&^permMask != 0 {
+		return fmt.Errorf("entry %q: mode %o has bits beyond permissions", e.Name, e.Perm)
+	}
+	switch e.Type {
+	case TypeFile:
+		if e.Size < 0 || e.Size > MaxSize {
+			return fmt.Errorf("entry %q: size %d out of range", e.Name, e.Size)
+		}
+	case TypeDir:
+	case TypeSymlink:
+		if err := CheckTarget(e.Target); err != nil {
+			return fmt.Errorf("entry %q: %w", e.Name, err)
+		}
+	default:
+		return fmt.Errorf("entry %q: unknown type %d", e.Name, e.Type)
+	}
+	return nil
+}
+
+// Check validates t as the decoder does: every entry, and their order.
 func (t *Tree) Check() error {
-	for i, e := range t.Entries {
-		if err := CheckName(e.Name); err != nil {
+	for i := range t.Entries {
+		e := &t.Entries[i]
+		if err := e.Check(); err != nil {
 			return err
 		}
 		if i > 0 && t.Entries[i-1].Name >= e.Name {
 			return fmt.Errorf("entry %q is not after %q", e.Name, t.Entries[i-1].Name)
 		}
-		if e.Perm&^permMask != 0 {
-			return fmt.Errorf("entry %q: mode %o has bits beyond permissions", e.Name, e.Perm)
+	}
+	return nil
+}
+
+// Check validates v as the decoder does: strings within their limits and
+// valid UTF-8, counts within range.
+func (v *Version) Check() error {
+	for _, f := range []struct {
+		what string
+		s    string
+		max  int
+	}{{"dataset", v.Dataset, maxDatasetLen}, {"host", v.Host, MaxStringLen}, {"user", v.User, MaxStringLen}, {"message", v.Message, MaxStringLen}} {
+		if len(f.s) > f.max {
+			return fmt.Errorf("version %s is longer than %d bytes", f.what, f.max)
 		}
-		switch e.Type {
-		case TypeFile:
-			if e.Size < 0 {
-				return fmt.Errorf("entry %q: negative size", e.Name)
-			}
-		case TypeDir:
-		case TypeSymlink:
-			if e.Target == "" || len(e.Target) > MaxTargetLen || strings.ContainsRune(e.Target, 0) {
-				return fmt.Errorf("entry %q: bad symlink target", e.Name)
-			}
-		default:
-			return fmt.Errorf("entry %q: unknown type %d", e.Name, e.Type)
+		if !utf8.ValidString(f.s) {
+			return fmt.Errorf("version %s %q is not valid UTF-8", f.what, f.s)
 		}
+	}
+	if v.Files < 0 || v.Files > MaxSize || v.Bytes < 0 || v.Bytes > MaxSize {
+		return fmt.Errorf("version counts %d files, %d bytes: out of range", v.Files, v.Bytes)
 	}
 	return nil
 }
@@ -278,7 +338,7 @@ func (d *decoder) varint(what string) int64 {
 
 func (d *decoder) int63(what string) int64 {
 	v := d.uvarint(what)
-	if v > 1<<62 {
+	if v > MaxSize {
 		d.fail("%s %d out of range", what, v)
 	}
 	return int64(v)
@@ -309,17 +369,15 @@ func (d *decoder) id(what string) (id cas.ID) {
 	return id
 }
 
-func (d *decoder) string(max int, what string) string {
+// string reads a length-prefixed string. It checks only that the input
+// holds it; what a valid string is, the Check methods say.
+func (d *decoder) string(what string) string {
 	n := d.uvarint(what + " length")
-	if n > uint64(max) {
-		d.fail("%s longer than %d bytes", what, max)
+	if n > uint64(len(d.b)) {
+		d.fail("%s truncated", what)
 		return ""
 	}
-	s := string(d.bytes(int(n), what))
-	if d.err == nil && !utf8.ValidString(s) {
-		d.fail("%s is not valid UTF-8", what)
-	}
-	return s
+	return string(d.bytes(int(n), what))
 }
 
 func (d *decoder) header(k Kind) {
@@ -405,7 +463,7 @@ func DecodeTree(b []byte) (*Tree, error) {
 		t.Entries = make([]Entry, 0, n)
 	}
 	for i := 0; i < n && d.err == nil; i++ {
-		e := Entry{Name: d.string(MaxNameLen, "name")}
+		e := Entry{Name: d.string("name")}
 		e.Type = EntryType(d.byte1("type"))
 		perm := d.uvarint("perm")
 		if perm > uint64(permMask) {
@@ -420,7 +478,7 @@ func DecodeTree(b []byte) (*Tree, error) {
 		case TypeDir:
 			e.ID = d.id("tree id")
 		case TypeSymlink:
-			e.Target = d.string(MaxTargetLen, "symlink target")
+			e.Target = d.string("symlink target")
 		default:
 			d.fail("entry %q: unknown type %d", e.Name, e.Type)
 		}
@@ -439,7 +497,7 @@ func DecodeTree(b []byte) (*Tree, error) {
 func DecodeVersion(b []byte) (*Version, error) {
 	d := &decoder{b: b}
 	d.header(KindVersion)
-	v := &Version{Dataset: d.string(128, "dataset")}
+	v := &Version{Dataset: d.string("dataset")}
 	v.Tree = d.id("tree id")
 	switch d.byte1("parent flag") {
 	case 0:
@@ -452,13 +510,16 @@ func DecodeVersion(b []byte) (*Version, error) {
 		d.fail("bad parent flag")
 	}
 	v.Time = d.varint("time")
-	v.Host = d.string(MaxStringLen, "host")
-	v.User = d.string(MaxStringLen, "user")
-	v.Message = d.string(MaxStringLen, "message")
+	v.Host = d.string("host")
+	v.User = d.string("user")
+	v.Message = d.string("message")
 	v.Files = d.int63("file count")
 	v.Bytes = d.int63("byte count")
 	if d.err != nil {
 		return nil, d.err
+	}
+	if err := v.Check(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return v, d.finish(b, v.Encode())
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/mlfs/mlfs/cas"
@@ -79,6 +80,12 @@ func TestRejectsMalformed(t *testing.T) {
 		"non-utf8 name":      {tree(func(t *Tree) { t.Entries[0].Name = "\xff" }), decTree},
 		"unknown type":       {tree(func(t *Tree) { t.Entries[0].Type = 9 }), decTree},
 		"empty target":       {tree(func(t *Tree) { t.Entries[2].Target = "" }), decTree},
+		"non-utf8 target":    {tree(func(t *Tree) { t.Entries[2].Target = "\xff" }), decTree},
+		"huge size":          {tree(func(t *Tree) { t.Entries[0].Size = MaxSize + 1 }), decTree},
+		"long name":          {tree(func(t *Tree) { t.Entries[4].Name = "z" + strings.Repeat("x", MaxNameLen) }), decTree},
+		"long target":        {tree(func(t *Tree) { t.Entries[2].Target = strings.Repeat("x", MaxTargetLen+1) }), decTree},
+		"non-utf8 message":   {func() []byte { v := sampleVersion(); v.Message = "\xff"; return v.Encode() }(), decVersion},
+		"long dataset":       {func() []byte { v := sampleVersion(); v.Dataset = strings.Repeat("d", 129); return v.Encode() }(), decVersion},
 		"mode bits":          {tree(func(t *Tree) { t.Entries[0].Perm = 0o17777 }), decTree},
 		"huge count":         {append([]byte("mlfsT\x01"), 0xff, 0xff, 0xff, 0x7f), decTree},
 		"sizes disagree":     {file(func(f *File) { f.Size++ }), decFile},
@@ -106,6 +113,45 @@ func decTree(b []byte) error    { _, err := DecodeTree(b); return err }
 func decFile(b []byte) error    { _, err := DecodeFile(b); return err }
 func decVersion(b []byte) error { _, err := DecodeVersion(b); return err }
 
+// TestCheckAgreesWithDecoder: the checks an encoder runs refuse exactly
+// what the decoder would refuse, so nothing is stored that cannot be read.
+func TestCheckAgreesWithDecoder(t *testing.T) {
+	trees := map[string]func(*Tree){
+		"non-utf8 target": func(t *Tree) { t.Entries[2].Target = "\xff" },
+		"huge size":       func(t *Tree) { t.Entries[0].Size = MaxSize + 1 },
+		"nul in target":   func(t *Tree) { t.Entries[2].Target = "a\x00b" },
+		"long target":     func(t *Tree) { t.Entries[2].Target = strings.Repeat("x", MaxTargetLen+1) },
+	}
+	for name, mod := range trees {
+		tr := sampleTree()
+		mod(tr)
+		_, derr := DecodeTree(tr.Encode())
+		if cerr := tr.Check(); (cerr == nil) != (derr == nil) {
+			t.Errorf("%s: Check says %v, DecodeTree says %v", name, cerr, derr)
+		}
+	}
+	versions := map[string]func(*Version){
+		"non-utf8 message": func(v *Version) { v.Message = "\xff" },
+		"non-utf8 host":    func(v *Version) { v.Host = "gpu\xff" },
+		"long message":     func(v *Version) { v.Message = strings.Repeat("m", MaxStringLen+1) },
+		"negative files":   func(v *Version) { v.Files = -1 },
+	}
+	for name, mod := range versions {
+		v := sampleVersion()
+		mod(v)
+		_, derr := DecodeVersion(v.Encode())
+		if cerr := v.Check(); (cerr == nil) != (derr == nil) {
+			t.Errorf("%s: Check says %v, DecodeVersion says %v", name, cerr, derr)
+		}
+	}
+	if err := sampleTree().Check(); err != nil {
+		t.Errorf("sample tree: %v", err)
+	}
+	if err := sampleVersion().Check(); err != nil {
+		t.Errorf("sample version: %v", err)
+	}
+}
+
 func TestKindOf(t *testing.T) {
 	if k, ok := KindOf(sampleTree().Encode()); !ok || k != KindTree {
 		t.Fatal("tree kind")
@@ -115,8 +161,9 @@ func TestKindOf(t *testing.T) {
 	}
 }
 
-// The fuzz targets check that decoding never panics and that whatever
-// decodes re-encodes to the same bytes (canonical form).
+// The fuzz targets check that decoding never panics, that whatever decodes
+// re-encodes to the same bytes (canonical form) and passes Check, and that
+// whatever passes Check encodes to bytes that decode to the same value.
 func FuzzDecodeTree(f *testing.F) {
 	f.Add(sampleTree().Encode())
 	f.Add((&Tree{}).Encode())
@@ -127,6 +174,74 @@ func FuzzDecodeTree(f *testing.F) {
 		}
 		if !bytes.Equal(tr.Encode(), b) {
 			t.Fatal("decoded tree does not re-encode to its input")
+		}
+		if err := tr.Check(); err != nil {
+			t.Fatalf("decoded tree fails Check: %v", err)
+		}
+	})
+}
+
+// encoded clears the fields of e that its type does not encode.
+func encoded(e Entry) Entry {
+	switch e.Type {
+	case TypeFile:
+		e.Target = ""
+	case TypeDir:
+		e.Size, e.Target = 0, ""
+	case TypeSymlink:
+		e.Size, e.ID = 0, cas.ID{}
+	}
+	return e
+}
+
+// FuzzTreeCheck: a tree that Tree.Check accepts encodes to bytes that
+// DecodeTree accepts, and they decode to the same entries.
+func FuzzTreeCheck(f *testing.F) {
+	f.Add("a.csv", byte(TypeFile), uint32(0o644), int64(1), int64(10), "", "link", "a.csv")
+	f.Add("dir", byte(TypeDir), uint32(0o755), int64(-5), int64(0), "", "ü", "../x")
+	f.Add("x", byte(TypeSymlink), uint32(0o777), int64(0), int64(0), "\xff", "y", "\xfe\xff")
+	f.Add("big", byte(TypeFile), uint32(0o600), int64(0), int64(MaxSize+1), "", "z", "t")
+	f.Add("\xff", byte(TypeFile), uint32(0o17777), int64(0), int64(-1), "", "", "")
+	f.Fuzz(func(t *testing.T, name string, typ byte, perm uint32, mtime, size int64, target, name2, target2 string) {
+		tr := &Tree{Entries: []Entry{
+			{Name: name, Type: EntryType(typ), Perm: perm, MTime: mtime, Size: size, ID: cas.Sum([]byte(name)), Target: target},
+			{Name: name2, Type: TypeSymlink, Perm: 0o777, MTime: mtime, Target: target2},
+		}}
+		if tr.Check() != nil {
+			return
+		}
+		got, err := DecodeTree(tr.Encode())
+		if err != nil {
+			t.Fatalf("Check accepts %+v, DecodeTree rejects its encoding: %v", tr, err)
+		}
+		for i := range tr.Entries {
+			if want := encoded(tr.Entries[i]); !reflect.DeepEqual(got.Entries[i], want) {
+				t.Fatalf("entry %d decodes as %+v, want %+v", i, got.Entries[i], want)
+			}
+		}
+	})
+}
+
+// FuzzVersionCheck: a version that Version.Check accepts encodes to bytes
+// that DecodeVersion accepts, and they decode to the same version.
+func FuzzVersionCheck(f *testing.F) {
+	v := sampleVersion()
+	f.Add(v.Dataset, v.Host, v.User, v.Message, v.Time, v.Files, v.Bytes, true)
+	f.Add("iris", "h\xff", "", "", int64(-1), int64(-1), int64(MaxSize+1), false)
+	f.Fuzz(func(t *testing.T, dataset, host, user, message string, tm, files, nbytes int64, parent bool) {
+		v := &Version{Dataset: dataset, Tree: cas.Sum([]byte("t")), Time: tm, Host: host, User: user, Message: message, Files: files, Bytes: nbytes}
+		if parent {
+			v.Parent = cas.Sum([]byte("p"))
+		}
+		if v.Check() != nil {
+			return
+		}
+		got, err := DecodeVersion(v.Encode())
+		if err != nil {
+			t.Fatalf("Check accepts %+v, DecodeVersion rejects its encoding: %v", v, err)
+		}
+		if !reflect.DeepEqual(got, v) {
+			t.Fatalf("decodes as %+v, want %+v", got, v)
 		}
 	})
 }
@@ -154,6 +269,9 @@ func FuzzDecodeVersion(f *testing.F) {
 		}
 		if !bytes.Equal(v.Encode(), b) {
 			t.Fatal("decoded version does not re-encode to its input")
+		}
+		if err := v.Check(); err != nil {
+			t.Fatalf("decoded version fails Check: %v", err)
 		}
 	})
 }
