@@ -69,6 +69,12 @@ func addCmd(g *globals) *cobra.Command {
 			if _, err := os.Stat(args[1]); err != nil {
 				return fmt.Errorf("add %s: %w", args[1], err)
 			}
+			// Absolute, so that a daemon reads what the user means, and
+			// the messages read the same with and without one.
+			path, err := filepath.Abs(args[1])
+			if err != nil {
+				return fmt.Errorf("add %s: %w", args[1], err)
+			}
 			s, err := g.open(cmd.Context(), true)
 			if err != nil {
 				return err
@@ -79,7 +85,7 @@ func addCmd(g *globals) *cobra.Command {
 				total = treeSize(args[1])
 			}
 			progress, done := g.progress("adding "+ref.String(), total)
-			res, err := s.Add(cmd.Context(), ref, args[1], repo.AddOptions{
+			res, err := s.Add(cmd.Context(), ref, path, repo.AddOptions{
 				Message:  message,
 				Progress: progress,
 				Warn: func(path, reason string) {
@@ -163,6 +169,10 @@ func exportCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			dir, err := filepath.Abs(args[1]) // as for add
+			if err != nil {
+				return fmt.Errorf("export %s: %w", ref, err)
+			}
 			s, err := g.open(cmd.Context(), false)
 			if err != nil {
 				return err
@@ -173,7 +183,7 @@ func exportCmd(g *globals) *cobra.Command {
 				return err
 			}
 			progress, done := g.progress("exporting "+ref.String(), v.Bytes)
-			_, err = s.Export(cmd.Context(), ref, args[1], repo.ExportOptions{Progress: progress})
+			_, err = s.Export(cmd.Context(), ref, dir, repo.ExportOptions{Progress: progress})
 			done()
 			if err != nil {
 				return err
