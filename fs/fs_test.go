@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -24,10 +25,20 @@ import (
 	"github.com/mlfs/mlfs/cas/local"
 	"github.com/mlfs/mlfs/cas/object"
 	"github.com/mlfs/mlfs/cas/pack"
+	"github.com/mlfs/mlfs/index/memkv"
 	"github.com/mlfs/mlfs/repo"
+	"github.com/mlfs/mlfs/worktree"
 )
 
 var bg = context.Background()
+
+// testWriter sends the filesystem's log to the test's.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // counting counts the objects fetched through it, by kind.
 type counting struct {
@@ -65,14 +76,19 @@ func mount(t *testing.T, r *repo.Repo, objs cas.Getter) string {
 		runtime.GOMAXPROCS(2) // a test that serves and reads one mount needs two
 	}
 	dir := t.TempDir()
-	root := New(Options{Repo: r, Objects: objs})
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	work := worktree.NewSet(memkv.New(), t.TempDir(), r, objs, log)
+	root := New(Options{Repo: r, Objects: objs, Work: work, Log: log})
 	server, err := Mount(dir, root, MountOptions{Debug: testing.Verbose() && os.Getenv("MLFS_FUSE_DEBUG") != ""})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := server.Unmount(); err != nil {
+			// Still busy (a failed test left a file open): detach it, so
+			// that no later call of this process waits on a dead server.
 			t.Errorf("unmount: %v", err)
+			syscall.Unmount(dir, syscall.MNT_DETACH)
 		}
 	})
 	return dir
@@ -183,7 +199,7 @@ func TestVersionMatchesItsSource(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	if strings.Join(names, " ") != "ds@latest ds@v1 runs" {
+	if strings.Join(names, " ") != "ds ds@latest ds@v1 runs" {
 		t.Fatalf("root lists %v", names)
 	}
 	// Real programs agree: cp -r, tar, find, sha256sum.

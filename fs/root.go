@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -14,12 +15,15 @@ import (
 	"github.com/mlfs/mlfs/cas"
 	"github.com/mlfs/mlfs/cas/object"
 	"github.com/mlfs/mlfs/repo"
+	"github.com/mlfs/mlfs/worktree"
 )
 
 // Options configure the filesystem.
 type Options struct {
 	// Repo names the versions.
 	Repo *repo.Repo
+	// Work holds the working trees; nil serves versions only.
+	Work *worktree.Set
 	// Objects serves trees, file objects and chunks, verified (the daemon
 	// passes the disk cache over the store).
 	Objects cas.Getter
@@ -41,6 +45,7 @@ const rootTimeout = time.Second
 // sys is what every node shares.
 type sys struct {
 	repo      *repo.Repo
+	work      *worktree.Set
 	objs      cas.Getter
 	log       *slog.Logger
 	readAhead int64
@@ -87,6 +92,7 @@ var (
 	_ gofs.NodeRmdirer   = (*Root)(nil)
 	_ gofs.NodeGetattrer = (*Root)(nil)
 	_ gofs.NodeOnAdder   = (*Root)(nil)
+	_ gofs.NodeMkdirer   = (*Root)(nil)
 )
 
 // New returns the root of an mlfs filesystem.
@@ -100,7 +106,7 @@ func New(opt Options) *Root {
 	if opt.Fetchers <= 0 {
 		opt.Fetchers = 8
 	}
-	return &Root{sys: &sys{repo: opt.Repo, objs: opt.Objects, log: opt.Log,
+	return &Root{sys: &sys{repo: opt.Repo, work: opt.Work, objs: opt.Objects, log: opt.Log,
 		readAhead: opt.ReadAhead, fetchers: make(chan struct{}, opt.Fetchers)}}
 }
 
@@ -119,7 +125,7 @@ func (r *Root) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut
 func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ds, ver, isVersion := strings.Cut(name, "@")
 	if !isVersion {
-		return nil, syscall.ENOENT
+		return r.lookupDataset(ctx, name, out)
 	}
 	ref, err := repo.ParseRef(name)
 	if err != nil {
@@ -154,6 +160,16 @@ func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 
 func (r *Root) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	list := []fuse.DirEntry{{Name: "runs", Mode: syscall.S_IFDIR, Ino: childIno(1, "runs")}}
+	if r.sys.work != nil {
+		names, err := r.sys.work.Names(ctx)
+		if err != nil {
+			r.sys.log.Error("list working trees", "err", err)
+			return nil, syscall.EIO
+		}
+		for _, ds := range names {
+			list = append(list, fuse.DirEntry{Name: ds, Mode: syscall.S_IFDIR, Ino: childIno(1, ds)})
+		}
+	}
 	datasets, err := r.sys.repo.Datasets(ctx)
 	if err != nil {
 		r.sys.log.Error("list datasets", "err", err)
@@ -178,12 +194,96 @@ func (r *Root) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	return gofs.NewListDirStream(list), 0
 }
 
-// Rmdir of a version is refused: versions are removed only by the CLI.
+// Rmdir of a version or a dataset is refused: versions are removed only
+// by the CLI, and a dataset's working tree goes with its versions.
 func (r *Root) Rmdir(ctx context.Context, name string) syscall.Errno {
-	if strings.Contains(name, "@") {
-		return syscall.EPERM
+	if _, errno := r.Lookup(ctx, name, &fuse.EntryOut{}); errno != 0 {
+		return errno
 	}
-	return syscall.ENOENT
+	return syscall.EPERM
+}
+
+// lookupDataset returns the top of dataset's working tree.
+func (r *Root) lookupDataset(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if r.sys.work == nil || name == "runs" || repo.CheckDatasetName(name) != nil {
+		return nil, syscall.ENOENT
+	}
+	t, err := r.sys.work.Get(ctx, name, false)
+	if errors.Is(err, worktree.ErrNoDataset) {
+		return nil, syscall.ENOENT
+	}
+	if err != nil {
+		return nil, r.sys.errno("open working tree", err)
+	}
+	return r.datasetNode(ctx, t, out)
+}
+
+func (r *Root) datasetNode(ctx context.Context, t *worktree.Tree, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	a, err := t.GetAttr(worktree.RootIno)
+	if err != nil {
+		return nil, r.sys.errno("getattr", err)
+	}
+	workAttr(a, &out.Attr)
+	ino := workIno(t.Dataset(), worktree.RootIno)
+	out.Ino = ino
+	out.SetEntryTimeout(workTimeout)
+	out.SetAttrTimeout(workTimeout)
+	n := &workNode{sys: r.sys, t: t, ino: worktree.RootIno}
+	return r.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino}), 0
+}
+
+// Mkdir of "name" creates an empty dataset; of "dataset@version" it
+// snapshots the dataset's working tree as that version.
+func (r *Root) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if r.sys.work == nil {
+		return nil, syscall.EROFS
+	}
+	ds, ver, isVersion := strings.Cut(name, "@")
+	if !isVersion {
+		if name == "runs" {
+			return nil, syscall.EEXIST
+		}
+		if repo.CheckDatasetName(name) != nil {
+			return nil, syscall.EINVAL
+		}
+		names, err := r.sys.work.Names(ctx)
+		if err != nil {
+			return nil, r.sys.errno("list datasets", err)
+		}
+		if slices.Contains(names, name) {
+			return nil, syscall.EEXIST
+		}
+		t, err := r.sys.work.Get(ctx, name, true)
+		if err != nil {
+			return nil, r.sys.errno("create dataset", err)
+		}
+		return r.datasetNode(ctx, t, out)
+	}
+	if repo.CheckDatasetName(ds) != nil || repo.CheckVersionName(ver) != nil {
+		return nil, syscall.EINVAL
+	}
+	t, err := r.sys.work.Get(ctx, ds, false)
+	if errors.Is(err, worktree.ErrNoDataset) {
+		return nil, syscall.ENOENT
+	}
+	if err != nil {
+		return nil, r.sys.errno("open working tree", err)
+	}
+	res, err := t.Snapshot(ctx, r.sys.repo, repo.Ref{Dataset: ds, Version: ver}, "")
+	if errors.Is(err, cas.ErrExists) {
+		return nil, syscall.EEXIST
+	}
+	if err != nil {
+		return nil, r.sys.errno("snapshot", err)
+	}
+	r.sys.log.Info("snapshot", "version", name, "id", res.ID.Short(), "files stored", res.Stored, "new bytes", res.NewBytes)
+	if latest := r.GetChild(ds + "@latest"); latest != nil {
+		r.RmChild(ds + "@latest")
+	}
+	// The kernel holds this folder's lock until Mkdir returns, and a
+	// notification waits for that lock: send it from outside.
+	go r.NotifyEntry(ds + "@latest")
+	return r.Lookup(ctx, name, out)
 }
 
 // runsDir is where runs will live; empty for now.

@@ -131,6 +131,13 @@ func (kv *KV) NewBatch() index.Batch {
 	return &batch{db: kv.db}
 }
 
+// Sync makes every committed write durable on disk. Commits reach the
+// kernel before they return (a killed process loses none of them); Sync is
+// for an fsync of the mount, which must also survive the machine.
+func (kv *KV) Sync() error {
+	return kv.db.Sync()
+}
+
 // Close implements [index.KV].
 func (kv *KV) Close() error {
 	return kv.db.Close()

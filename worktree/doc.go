@@ -1,0 +1,38 @@
+// Package worktree is the writable working tree of one dataset: a base
+// version plus the local changes made since, kept on this machine until a
+// snapshot makes them a version.
+//
+// # Model
+//
+// Every file, folder and symlink of the tree is a node with a stable inode
+// number. A node whose content is unchanged since the base version (or the
+// last snapshot) is clean: it carries the content id of that version's
+// object (a file object or a tree), and its bytes are read lazily from the
+// store. A changed file has its bytes in a local data file; a folder with a
+// changed descendant is dirty, as is every folder above it.
+//
+// Folders are materialized lazily: a clean folder's children become nodes
+// only when it is first listed or looked into, from its tree object, so a
+// working tree of a million files costs nothing until it is used.
+//
+// # Snapshots cost what changed
+//
+// A snapshot walks only dirty folders. Clean children keep their content
+// ids, so an unchanged subtree is never read; a changed file is chunked and
+// stored (chunks the store already has cost nothing). After the version's
+// name is committed, the walked nodes become clean with their new ids.
+//
+// # Durability
+//
+// Node records live in the index (index.KV); every change is one batch,
+// written before the operation returns. File bytes are written to the
+// local data file before a write returns, and Sync makes both durable
+// across a machine crash. A daemon killed with SIGKILL therefore loses no
+// completed operation: the records and data are in the kernel's hands.
+//
+// # Locking
+//
+// One RWMutex per tree: changes to the namespace and snapshots take it
+// exclusively; reads and data writes share it, so a snapshot sees no write
+// half done.
+package worktree
