@@ -94,6 +94,7 @@ func Serve(ctx context.Context, ln net.Listener, r *Repo, log *slog.Logger) erro
 	mux.HandleFunc("GET /v1/diff", s.diff)
 	mux.HandleFunc("GET /v1/fsck", s.fsck)
 	mux.HandleFunc("POST /v1/gc", s.gc)
+	mux.HandleFunc("POST /v1/version/rm", s.removeVersion)
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		s.fail(w, invalid(fmt.Errorf("no route %s %s; this daemon serves API version %d", req.Method, req.URL.Path, apiVersion)))
 	})
@@ -680,4 +681,27 @@ func (s *server) gc(w http.ResponseWriter, req *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, wireGCStats{Reachable: st.Reachable, Removed: st.Removed, RemovedBytes: st.RemovedBytes,
 		PacksDeleted: st.PacksDeleted, PacksRewritten: st.PacksRewritten, BytesFreed: st.BytesFreed, Temps: st.Temps})
+}
+
+type wireRefRequest struct {
+	Ref string `json:"ref"`
+}
+
+func (s *server) removeVersion(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	var in wireRefRequest
+	err := readBody(w, req, &in)
+	var ref repo.Ref
+	if err == nil {
+		ref, err = parseRef(in.Ref)
+	}
+	if err == nil {
+		err = s.r.RemoveVersion(req.Context(), ref)
+	}
+	s.done(req, "version rm", start, err, "ref", in.Ref)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
 }

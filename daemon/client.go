@@ -252,6 +252,11 @@ func (c *Client) GC(ctx context.Context, dryRun bool) (repo.GCStats, error) {
 		PacksDeleted: out.PacksDeleted, PacksRewritten: out.PacksRewritten, BytesFreed: out.BytesFreed, Temps: out.Temps}, err
 }
 
+// RemoveVersion deletes a version's name, as repo.Repo.RemoveVersion.
+func (c *Client) RemoveVersion(ctx context.Context, ref repo.Ref) error {
+	return c.call(ctx, "POST", "/v1/version/rm", wireRefRequest{Ref: ref.String()}, nil, &struct{}{})
+}
+
 // call sends one request and decodes the reply into result: a plain JSON
 // reply, or a stream whose events go to onEvent before its result.
 func (c *Client) call(ctx context.Context, method, route string, body any, onEvent func(wireEvent), result any) error {

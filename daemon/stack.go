@@ -19,7 +19,9 @@ import (
 // Repo is an open repository and the resources behind it.
 type Repo struct {
 	*repo.Repo
-	Config  *config.Config
+	Config *config.Config
+	// Index is the local badger index, nil if another process holds it.
+	Index   index.KV
 	closers []func() error
 }
 
@@ -64,6 +66,7 @@ func OpenRepo(ctx context.Context, cfg *config.Config, withIndex bool, log *slog
 			log.Debug("going on without the local index", "err", err)
 		} else {
 			idx = kv
+			r.Index = kv
 			r.closers = append(r.closers, kv.Close)
 		}
 	}

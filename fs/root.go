@@ -123,6 +123,15 @@ func (r *Root) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut
 }
 
 func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if name == "runs" {
+		runs := r.GetChild("runs")
+		out.Mode = syscall.S_IFDIR | 0o755
+		out.Nlink = 2
+		out.Ino = runs.StableAttr().Ino
+		out.SetEntryTimeout(immutable)
+		out.SetAttrTimeout(rootTimeout)
+		return runs, 0
+	}
 	ds, ver, isVersion := strings.Cut(name, "@")
 	if !isVersion {
 		return r.lookupDataset(ctx, name, out)
@@ -289,7 +298,17 @@ func (r *Root) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 // runsDir is where runs will live; empty for now.
 type runsDir struct{ gofs.Inode }
 
-var _ gofs.NodeReaddirer = (*runsDir)(nil)
+var (
+	_ gofs.NodeReaddirer = (*runsDir)(nil)
+	_ gofs.NodeGetattrer = (*runsDir)(nil)
+)
+
+func (d *runsDir) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = syscall.S_IFDIR | 0o755
+	out.Nlink = 2
+	out.SetTimeout(rootTimeout)
+	return 0
+}
 
 func (d *runsDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	return gofs.NewListDirStream(nil), 0

@@ -78,6 +78,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.store, "store", "", "local store folder (overrides config and $MLFS_STORE)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug detail to stderr")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "no progress bars")
-	root.AddCommand(initCmd(g), addCmd(g), versionsCmd(g), exportCmd(g), diffCmd(g), fsckCmd(g), gcCmd(g))
+	root.AddCommand(initCmd(g), addCmd(g), versionsCmd(g), exportCmd(g), diffCmd(g), fsckCmd(g), gcCmd(g),
+		daemonCmd(g), mountCmd(g), umountCmd(g), versionCmd(g))
 	return root
 }

@@ -43,6 +43,7 @@ type store interface {
 	Diff(ctx context.Context, a, b repo.Ref) ([]repo.Change, error)
 	Fsck(ctx context.Context, report func(repo.Problem)) (repo.FsckStats, error)
 	GC(ctx context.Context, dryRun bool) (repo.GCStats, error)
+	RemoveVersion(ctx context.Context, ref repo.Ref) error
 	// Close flushes and releases the store (local) or the connection
 	// (daemon). Calling it twice is allowed.
 	Close() error

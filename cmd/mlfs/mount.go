@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mlfs/mlfs/daemon"
+	"github.com/mlfs/mlfs/repo"
+)
+
+func daemonCmd(g *globals) *cobra.Command {
+	var mount string
+	var debug, allowOther bool
+	cmd := &cobra.Command{
+		Use:   "daemon [--mount DIR]",
+		Short: "Serve the mount and the CLI socket in the foreground (for systemd and CI)",
+		Long: `Mounts the mlfs filesystem (default: the configured mount point, /mnt/ml)
+and serves it until SIGTERM or SIGINT, or until it is unmounted; then it
+unmounts, writes everything pending to the store and exits.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			level := slog.LevelInfo
+			if g.verbose {
+				level = slog.LevelDebug
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			return daemon.Run(cmd.Context(), cfg, daemon.Options{Mount: mount, Debug: debug, AllowOther: allowOther, Log: log})
+		},
+	}
+	cmd.Flags().StringVar(&mount, "mount", "", "mount point (default: config mount, /mnt/ml)")
+	cmd.Flags().BoolVar(&debug, "fuse-debug", false, "log every FUSE request")
+	cmd.Flags().BoolVar(&allowOther, "allow-other", false, "let other users use the mount (non-root: needs user_allow_other in /etc/fuse.conf)")
+	return cmd
+}
+
+func mountCmd(g *globals) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "mount [DIR]",
+		Short: "Start the daemon in the background; return once DIR is mounted",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			dir := cfg.Mount
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			if dir, err = filepath.Abs(dir); err != nil {
+				return err
+			}
+			if ok, _ := daemon.IsMounted(dir); ok {
+				return fmt.Errorf("mount %s: already mounted (mlfs umount %s first)", dir, dir)
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(cfg.Paths.DataDir, 0o755); err != nil {
+				return err
+			}
+			logPath := filepath.Join(cfg.Paths.DataDir, "daemon.log")
+			logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+			if err != nil {
+				return fmt.Errorf("daemon log: %w", err)
+			}
+			defer logf.Close()
+			start, _ := logf.Seek(0, 2)
+			dargs := []string{"daemon", "--mount", dir}
+			if g.store != "" {
+				dargs = append([]string{"--store", g.store}, dargs...)
+			}
+			if g.verbose {
+				dargs = append([]string{"-v"}, dargs...)
+			}
+			d := exec.Command(self, dargs...)
+			d.Stdout, d.Stderr = logf, logf
+			d.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			if err := d.Start(); err != nil {
+				return fmt.Errorf("start the daemon: %w", err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- d.Wait() }()
+			deadline := time.After(timeout)
+			for {
+				if ok, _ := daemon.IsMounted(dir); ok {
+					if _, err := os.Stat(cfg.Paths.Socket); err == nil {
+						fmt.Fprintf(cmd.OutOrStdout(), "mounted %s (daemon pid %d, log %s)\n", dir, d.Process.Pid, logPath)
+						return nil
+					}
+				}
+				select {
+				case err := <-exited:
+					return fmt.Errorf("mount %s: the daemon exited (%v):\n%s", dir, err, logTail(logPath, start))
+				case <-deadline:
+					d.Process.Signal(syscall.SIGTERM)
+					return fmt.Errorf("mount %s: not mounted after %s; see %s:\n%s", dir, timeout, logPath, logTail(logPath, start))
+				case <-cmd.Context().Done():
+					d.Process.Signal(syscall.SIGTERM)
+					return cmd.Context().Err()
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the mount")
+	return cmd
+}
+
+// logTail returns what the daemon wrote to its log since offset start.
+func logTail(path string, start int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	f.Seek(start, 0)
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, "  "+sc.Text())
+	}
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func umountCmd(g *globals) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "umount [DIR]",
+		Short: "Unmount DIR and wait until its daemon has written everything and exited",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			dir := cfg.Mount
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			if dir, err = filepath.Abs(dir); err != nil {
+				return err
+			}
+			if ok, _ := daemon.IsMounted(dir); !ok {
+				return fmt.Errorf("umount %s: no mlfs filesystem is mounted there", dir)
+			}
+			pid := 0
+			if c, err := daemon.Dial(cfg.Paths.Socket); err == nil {
+				pid = c.PID()
+				c.Close()
+			}
+			if err := unmount(dir); err != nil {
+				return err
+			}
+			if pid == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "unmounted %s\n", dir)
+				return nil
+			}
+			// The daemon flushes and exits once it sees the unmount.
+			for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+				if syscall.Kill(pid, 0) != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "unmounted %s\n", dir)
+					return nil
+				}
+			}
+			return fmt.Errorf("umount %s: unmounted, but the daemon (pid %d) has not exited after %s", dir, pid, timeout)
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the daemon to finish")
+	return cmd
+}
+
+func unmount(dir string) error {
+	var err error
+	if os.Geteuid() == 0 {
+		err = syscall.Unmount(dir, 0)
+	} else {
+		var out []byte
+		if out, err = exec.Command("fusermount3", "-u", dir).CombinedOutput(); err != nil {
+			err = fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+		}
+	}
+	if errors.Is(err, syscall.EBUSY) || err != nil && strings.Contains(err.Error(), "busy") {
+		return fmt.Errorf("umount %s: busy: a process has a file or folder open in it (see lsof %s)", dir, dir)
+	}
+	if err != nil {
+		return fmt.Errorf("umount %s: %w", dir, err)
+	}
+	return nil
+}
+
+func versionCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Manage versions",
+	}
+	rm := &cobra.Command{
+		Use:   "rm DATASET@VERSION",
+		Short: "Remove a version's name; mlfs gc then drops what no other version uses",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := repo.ParseRef(args[0])
+			if err != nil {
+				return err
+			}
+			s, err := g.open(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if err := s.RemoveVersion(cmd.Context(), ref); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %s; run mlfs gc to free its data\n", ref)
+			return nil
+		},
+	}
+	cmd.AddCommand(rm)
+	return cmd
+}
+
