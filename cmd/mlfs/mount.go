@@ -66,7 +66,11 @@ func mountCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if ok, _ := daemon.IsMounted(dir); ok {
-				return fmt.Errorf("mount %s: already mounted (mlfs umount %s first)", dir, dir)
+				// A daemon that died leaves its mount behind, answering
+				// ENOTCONN; the new daemon replaces it.
+				if _, err := os.Stat(dir); !errors.Is(err, syscall.ENOTCONN) {
+					return fmt.Errorf("mount %s: already mounted (mlfs umount %s first)", dir, dir)
+				}
 			}
 			self, err := os.Executable()
 			if err != nil {
@@ -99,8 +103,12 @@ func mountCmd(g *globals) *cobra.Command {
 			go func() { exited <- d.Wait() }()
 			deadline := time.After(timeout)
 			for {
-				if ok, _ := daemon.IsMounted(dir); ok {
-					if _, err := os.Stat(cfg.Paths.Socket); err == nil {
+				// Ready when our daemon answers on the socket (it mounts
+				// first) and the mount point answers, not a stale mount.
+				if c, err := daemon.Dial(cfg.Paths.Socket); err == nil {
+					ours := c.PID() == d.Process.Pid
+					c.Close()
+					if _, err := os.Stat(dir); ours && err == nil {
 						fmt.Fprintf(cmd.OutOrStdout(), "mounted %s (daemon pid %d, log %s)\n", dir, d.Process.Pid, logPath)
 						return nil
 					}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mlfs/mlfs/daemon"
+)
+
+// needFUSE says loudly why a mount test cannot run.
+func needFUSE(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("NOT RUN: no /dev/fuse here; CI runs the mount tests as root with /dev/fuse")
+	}
+	if os.Geteuid() != 0 {
+		if _, err := exec.LookPath("fusermount3"); err != nil {
+			t.Skip("NOT RUN: not root and no fusermount3 (apt-get install fuse3)")
+		}
+	}
+}
+
+// mounted starts `mlfs mount` for in and returns the mount point; the
+// mount is taken down when the test ends, whatever happened.
+func (in *instance) mount(dir string) string {
+	in.t.Helper()
+	if dir == "" {
+		dir = filepath.Join(in.home, "ml")
+	}
+	in.ok("mount", dir)
+	in.t.Cleanup(func() {
+		if ok, _ := daemon.IsMounted(dir); ok {
+			in.run("umount", dir)
+		}
+		if ok, _ := daemon.IsMounted(dir); ok {
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	})
+	return dir
+}
+
+// daemonPID returns the pid of the daemon serving in.
+func (in *instance) daemonPID() int {
+	in.t.Helper()
+	c, err := daemon.Dial(filepath.Join(in.home, "data/mlfs/mlfs.sock"))
+	if err != nil {
+		in.t.Fatalf("no daemon: %v", err)
+	}
+	defer c.Close()
+	return c.PID()
+}
+
+func TestMountSnapshotUmount(t *testing.T) {
+	needFUSE(t)
+	in := newInstance(t, "")
+	mnt := in.mount("")
+	ds := filepath.Join(mnt, "iris")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Mkdir(ds, 0o755))
+	must(os.WriteFile(filepath.Join(ds, "iris.csv"), []byte("a,b\n1,2\n"), 0o644))
+	must(os.Mkdir(filepath.Join(mnt, "iris@v1"), 0o755))
+	must(os.WriteFile(filepath.Join(ds, "iris.csv"), []byte("a,b\n1,2\n3,4\n"), 0o644))
+	must(os.Mkdir(filepath.Join(mnt, "iris@v2"), 0o755))
+	// The store commands go through the daemon and see the versions.
+	out := in.ok("versions", "iris")
+	if !strings.Contains(out, "iris@v1") || !strings.Contains(out, "iris@v2") {
+		t.Fatalf("versions:\n%s", out)
+	}
+	if out := in.ok("diff", "iris@v1", "iris@v2"); !strings.Contains(out, "M  iris.csv") {
+		t.Fatalf("diff:\n%s", out)
+	}
+	in.fails("already mounted", "mount", mnt)
+	in.ok("umount", mnt)
+	if ok, _ := daemon.IsMounted(mnt); ok {
+		t.Fatal("still mounted after umount")
+	}
+	// Without the daemon the same answers come from the store itself, and
+	// a new daemon serves the same versions and working tree.
+	if out := in.ok("diff", "iris@v1", "iris@v2"); !strings.Contains(out, "M  iris.csv") {
+		t.Fatalf("diff without the daemon:\n%s", out)
+	}
+	in.mount(mnt)
+	b, err := os.ReadFile(filepath.Join(mnt, "iris@v1/iris.csv"))
+	if err != nil || string(b) != "a,b\n1,2\n" {
+		t.Fatalf("iris@v1 after a remount: %q %v", b, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(ds, "iris.csv")); string(b) != "a,b\n1,2\n3,4\n" {
+		t.Fatalf("working tree after a remount: %q", b)
+	}
+}
+
+// What close or fsync returned for survives a kill -9 of the daemon; the
+// stale mount it leaves is replaced by the next mount.
+func TestKilledDaemonLosesNothing(t *testing.T) {
+	needFUSE(t)
+	in := newInstance(t, "")
+	mnt := in.mount("")
+	ds := filepath.Join(mnt, "d")
+	if err := os.Mkdir(ds, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{}
+	for i := 0; i < 20; i++ {
+		name := fmt.Sprintf("f%02d", i)
+		b := bytes.Repeat([]byte(name), 5000+i*1000)
+		want[name] = b
+		if err := os.WriteFile(filepath.Join(ds, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Mkdir(filepath.Join(ds, "sub"), 0o700)
+	os.Rename(filepath.Join(ds, "f00"), filepath.Join(ds, "sub/moved"))
+	want["sub/moved"] = want["f00"]
+	delete(want, "f00")
+	os.Remove(filepath.Join(ds, "f01"))
+	delete(want, "f01")
+	f, _ := os.OpenFile(filepath.Join(ds, "synced"), os.O_RDWR|os.O_CREATE, 0o644)
+	f.WriteString("fsynced")
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	want["synced"] = []byte("fsynced")
+	// kill -9 with the file still open.
+	pid := in.daemonPID()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	waitGone(t, pid)
+	if _, err := os.Stat(mnt); !errors.Is(err, syscall.ENOTCONN) {
+		t.Logf("after kill -9 the mount point answers %v", err)
+	}
+	in.mount(mnt)
+	for name, b := range want {
+		got, err := os.ReadFile(filepath.Join(ds, name))
+		if err != nil || !bytes.Equal(got, b) {
+			t.Errorf("%s after kill -9 and restart: %d bytes, %v; want %d bytes", name, len(got), err, len(b))
+		}
+	}
+	if _, err := os.Stat(filepath.Join(ds, "f01")); !os.IsNotExist(err) {
+		t.Error("a removed file is back after the restart")
+	}
+	if err := os.Mkdir(filepath.Join(mnt, "d@v1"), 0o755); err != nil {
+		t.Fatalf("snapshot after the restart: %v", err)
+	}
+	if out := in.ok("fsck"); !strings.Contains(out, " 0 problems") {
+		t.Fatalf("fsck: %s", out)
+	}
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		// A killed child of ours stays a zombie until reaped; its state
+		// tells it is gone.
+		if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil && strings.Contains(string(b), ") Z ") {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("process %d still alive", pid)
+}
