@@ -59,6 +59,8 @@ func explainMountError(err error) error {
 	switch {
 	case strings.Contains(msg, "fusermount") && strings.Contains(msg, "not found"):
 		return fmt.Errorf("%w (install the fuse3 package: apt-get install fuse3)", err)
+	case strings.Contains(msg, "/dev/fuse") && strings.Contains(msg, "ermission denied"):
+		return fmt.Errorf("%w (/dev/fuse is not open to this user; Debian makes it mode 0666)", err)
 	case strings.Contains(msg, "/dev/fuse"):
 		return fmt.Errorf("%w (this machine has no FUSE device; load the fuse module or run with /dev/fuse)", err)
 	}

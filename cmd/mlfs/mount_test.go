@@ -177,3 +177,61 @@ func waitGone(t *testing.T, pid int) {
 	}
 	t.Fatalf("process %d still alive", pid)
 }
+
+// A normal user mounts through fusermount3 (Debian's fuse3).
+func TestMountAsNormalUser(t *testing.T) {
+	needFUSE(t)
+	if os.Geteuid() != 0 {
+		t.Skip("NOT RUN: the test switches to user nobody, which needs root; CI runs as root")
+	}
+	if _, err := exec.LookPath("fusermount3"); err != nil {
+		t.Fatal("fusermount3 is missing: apt-get install fuse3 (.ci/run installs it)")
+	}
+	// Debian makes /dev/fuse 0666; some containers make it 0600.
+	if fi, err := os.Stat("/dev/fuse"); err == nil && fi.Mode().Perm()&0o006 != 0o006 {
+		t.Logf("/dev/fuse is %v here; opening it to all users for this test, as Debian does", fi.Mode().Perm())
+		os.Chmod("/dev/fuse", 0o666)
+		t.Cleanup(func() { os.Chmod("/dev/fuse", fi.Mode().Perm()) })
+	}
+	base, err := os.MkdirTemp("", "mlfs-user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o755)
+	home := filepath.Join(base, "home")
+	os.MkdirAll(home, 0o755)
+	os.Chown(home, 65534, 65534)
+	in := newInstance(t, home)
+	in.cred = &syscall.Credential{Uid: 65534, Gid: 65534}
+	mnt := filepath.Join(home, "ml")
+	out := in.ok("mount", mnt)
+	t.Cleanup(func() {
+		in.run("umount", mnt)
+		if ok, _ := daemon.IsMounted(mnt); ok {
+			syscall.Unmount(mnt, syscall.MNT_DETACH)
+		}
+	})
+	if !strings.Contains(out, "mounted") {
+		t.Fatalf("mount as nobody: %s", out)
+	}
+	sh := func(script string) string {
+		t.Helper()
+		c := exec.Command("sh", "-c", script)
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: in.cred}
+		c.Env = in.env
+		b, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("as nobody: %s: %v\n%s", script, err, b)
+		}
+		return string(b)
+	}
+	got := sh("mkdir " + mnt + "/d && echo hi > " + mnt + "/d/f && mkdir " + mnt + "/d@v1 && cat " + mnt + "/d@v1/f && stat -c %U " + mnt + "/d@v1/f")
+	if got != "hi\nnobody\n" {
+		t.Fatalf("as nobody: %q", got)
+	}
+	in.ok("umount", mnt)
+	if ok, _ := daemon.IsMounted(mnt); ok {
+		t.Fatal("still mounted after umount as nobody")
+	}
+}
