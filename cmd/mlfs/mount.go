@@ -245,4 +245,3 @@ func versionCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(rm)
 	return cmd
 }
-
