@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -281,4 +282,45 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("condition not met within 2s")
+}
+
+// Python (Debian's pandas) reads a CSV from ds@v1 while another process
+// rewrites the working tree's copy: the version never changes under it.
+func TestPandasReadsVersionWhileTreeIsWritten(t *testing.T) {
+	r := repo.TestRepo(t)
+	src := t.TempDir()
+	var csv strings.Builder
+	csv.WriteString("sepal_length,sepal_width,species\n")
+	for i := 0; i < 20000; i++ {
+		fmt.Fprintf(&csv, "%d.%d,%d.%d,%s\n", 4+i%4, i%10, 2+i%3, i%7, []string{"setosa", "versicolor", "virginica"}[i%3])
+	}
+	must(t, os.WriteFile(filepath.Join(src, "iris.csv"), []byte(csv.String()), 0o644))
+	add(t, r, "ds@v1", src)
+	mnt := mount(t, r, r.Store())
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import pandas").Run(); err != nil {
+		t.Fatal("Debian's python3-pandas is needed (apt-get install python3-pandas; .ci/run installs it)")
+	}
+	writer := exec.Command("sh", "-c", `i=0; while [ $i -lt 200 ]; do echo "9.9,9.9,new$i" >> "$1"; i=$((i+1)); done`, "sh", filepath.Join(mnt, "ds/iris.csv"))
+	must(t, writer.Start())
+	script := `import pandas as pd, sys
+for _ in range(5):
+    df = pd.read_csv(sys.argv[1])
+    assert len(df) == 20000, len(df)
+    assert set(df.species) == {"setosa", "versicolor", "virginica"}
+print(len(df), round(df.sepal_length.mean(), 4))`
+	out, err := exec.Command(py, "-c", script, filepath.Join(mnt, "ds@v1/iris.csv")).CombinedOutput()
+	if werr := writer.Wait(); werr != nil {
+		t.Fatalf("writer: %v", werr)
+	}
+	if err != nil {
+		t.Fatalf("pandas on ds@v1: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(string(out), "20000 ") {
+		t.Fatalf("pandas: %s", out)
+	}
+	b, _ := os.ReadFile(filepath.Join(mnt, "ds/iris.csv"))
+	if got := strings.Count(string(b), "\n"); got != 20001+200 {
+		t.Fatalf("the working tree's copy has %d lines, want %d", got, 20201)
+	}
 }
