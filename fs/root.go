@@ -65,6 +65,9 @@ func (s *sys) eio(what string, id cas.ID, err error) syscall.Errno {
 // prefetch fetches id in the background unless all fetchers are busy:
 // read-ahead is a hint, never a queue that grows.
 func (s *sys) prefetch(id cas.ID) {
+	if c, ok := s.objs.(interface{ Has(cas.ID) bool }); ok && c.Has(id) {
+		return // cached already: nothing to fetch
+	}
 	select {
 	case s.fetchers <- struct{}{}:
 	default:

@@ -235,3 +235,50 @@ func TestMountAsNormalUser(t *testing.T) {
 		t.Fatal("still mounted after umount as nobody")
 	}
 }
+
+// How checkpoint writers save a big file: write a temp file, fchmod, and
+// os.replace it over the previous checkpoint; then a snapshot.
+func TestReplaceBigCheckpoint(t *testing.T) {
+	needFUSE(t)
+	in := newInstance(t, "")
+	mnt := in.mount("")
+	ds := filepath.Join(mnt, "ckpt")
+	if err := os.Mkdir(ds, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	py := `import os, sys, hashlib
+d = sys.argv[1]
+block = os.urandom(1 << 20)
+def save(name, mib, salt):
+    tmp = os.path.join(d, "." + name + ".tmp")
+    h = hashlib.sha256()
+    with open(tmp, "wb") as f:
+        for i in range(mib):
+            b = bytes([salt]) + block[1:]
+            f.write(b); h.update(b)
+        os.fchmod(f.fileno(), 0o644)
+        f.flush(); os.fsync(f.fileno())
+    os.replace(tmp, os.path.join(d, name))
+    return h.hexdigest()
+save("model.pt", 64, 1)
+print(save("model.pt", int(sys.argv[2]), 2))
+`
+	out, err := exec.Command("/usr/bin/python3", "-c", py, ds, "2200").CombinedOutput()
+	if err != nil {
+		t.Fatalf("checkpoint save: %v\n%s", err, out)
+	}
+	want := strings.TrimSpace(string(out))
+	if err := os.Mkdir(filepath.Join(mnt, "ckpt@v1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"ckpt/model.pt", "ckpt@v1/model.pt"} {
+		got, err := exec.Command("sha256sum", filepath.Join(mnt, p)).Output()
+		if err != nil || !strings.HasPrefix(string(got), want) {
+			t.Fatalf("%s: %s %v, want %s", p, got, err, want)
+		}
+	}
+	ents, _ := os.ReadDir(ds)
+	if len(ents) != 1 {
+		t.Fatalf("the folder holds %d entries after os.replace, want 1", len(ents))
+	}
+}
