@@ -95,6 +95,7 @@ func Serve(ctx context.Context, ln net.Listener, r *Repo, log *slog.Logger) erro
 	mux.HandleFunc("GET /v1/fsck", s.fsck)
 	mux.HandleFunc("POST /v1/gc", s.gc)
 	mux.HandleFunc("POST /v1/version/rm", s.removeVersion)
+	mux.HandleFunc("POST /v1/checkout", s.checkout)
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		s.fail(w, invalid(fmt.Errorf("no route %s %s; this daemon serves API version %d", req.Method, req.URL.Path, apiVersion)))
 	})
@@ -704,4 +705,29 @@ func (s *server) removeVersion(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+type wireCheckoutRequest struct {
+	Ref   string `json:"ref"`
+	Force bool   `json:"force"`
+}
+
+func (s *server) checkout(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	var in wireCheckoutRequest
+	err := readBody(w, req, &in)
+	var ref repo.Ref
+	var v repo.VersionInfo
+	if err == nil {
+		ref, err = parseRef(in.Ref)
+	}
+	if err == nil {
+		v, err = s.r.Checkout(req.Context(), ref, in.Force)
+	}
+	s.done(req, "checkout", start, err, "ref", in.Ref, "force", in.Force)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, versionToWire(v))
 }

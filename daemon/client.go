@@ -257,6 +257,15 @@ func (c *Client) RemoveVersion(ctx context.Context, ref repo.Ref) error {
 	return c.call(ctx, "POST", "/v1/version/rm", wireRefRequest{Ref: ref.String()}, nil, &struct{}{})
 }
 
+// Checkout resets a working tree, as Repo.Checkout.
+func (c *Client) Checkout(ctx context.Context, ref repo.Ref, force bool) (repo.VersionInfo, error) {
+	var out wireVersion
+	if err := c.call(ctx, "POST", "/v1/checkout", wireCheckoutRequest{Ref: ref.String(), Force: force}, nil, &out); err != nil {
+		return repo.VersionInfo{}, err
+	}
+	return versionFromWire(out)
+}
+
 // call sends one request and decodes the reply into result: a plain JSON
 // reply, or a stream whose events go to onEvent before its result.
 func (c *Client) call(ctx context.Context, method, route string, body any, onEvent func(wireEvent), result any) error {

@@ -67,6 +67,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) (err error) {
 	defer c.Close()
 	work := worktree.NewSet(r.Index, filepath.Join(cfg.Paths.DataDir, "work"), r.Repo, c, log)
 	root := fs.New(fs.Options{Repo: r.Repo, Objects: c, Work: work, Log: log})
+	r.Work, r.Forget = work, root.Forget
 
 	ln, err := Listen(cfg.Paths.Socket)
 	if err != nil {

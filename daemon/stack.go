@@ -14,6 +14,7 @@ import (
 	"github.com/mlfs/mlfs/index"
 	"github.com/mlfs/mlfs/index/badgerkv"
 	"github.com/mlfs/mlfs/repo"
+	"github.com/mlfs/mlfs/worktree"
 )
 
 // Repo is an open repository and the resources behind it.
@@ -21,7 +22,12 @@ type Repo struct {
 	*repo.Repo
 	Config *config.Config
 	// Index is the local badger index, nil if another process holds it.
-	Index   index.KV
+	Index index.KV
+	// Work is the working trees: the daemon's, or, without a daemon, one
+	// opened for a command that needs it (checkout).
+	Work *worktree.Set
+	// Forget, if set, tells the mount that a working tree changed behind it.
+	Forget  func(dataset string)
 	closers []func() error
 }
 
@@ -71,5 +77,24 @@ func OpenRepo(ctx context.Context, cfg *config.Config, withIndex bool, log *slog
 		}
 	}
 	r.Repo = repo.New(st, idx, filepath.Join(cfg.Store, "lock"), log)
+	if idx != nil {
+		// gc keeps what working trees still read from the store.
+		r.Repo.AddRoots("working trees", worktree.Roots(idx))
+	}
 	return r, nil
+}
+
+// Checkout resets a dataset's working tree to a version.
+func (r *Repo) Checkout(ctx context.Context, ref repo.Ref, force bool) (repo.VersionInfo, error) {
+	if r.Work == nil {
+		if r.Index == nil {
+			return repo.VersionInfo{}, fmt.Errorf("checkout %s: the index %s is held by another mlfs process", ref, r.Config.Paths.IndexDir)
+		}
+		r.Work = worktree.NewSet(r.Index, filepath.Join(r.Config.Paths.DataDir, "work"), r.Repo, r.Store(), nil)
+	}
+	v, err := r.Work.Checkout(ctx, ref, force)
+	if err == nil && r.Forget != nil {
+		r.Forget(ref.Dataset)
+	}
+	return v, err
 }

@@ -96,6 +96,7 @@ var (
 	_ gofs.NodeGetattrer = (*Root)(nil)
 	_ gofs.NodeOnAdder   = (*Root)(nil)
 	_ gofs.NodeMkdirer   = (*Root)(nil)
+	_ gofs.NodeUnlinker  = (*Root)(nil)
 )
 
 // New returns the root of an mlfs filesystem.
@@ -215,6 +216,14 @@ func (r *Root) Rmdir(ctx context.Context, name string) syscall.Errno {
 	return syscall.EPERM
 }
 
+// Unlink refuses to remove a version's name (or @latest) from the mount.
+func (r *Root) Unlink(ctx context.Context, name string) syscall.Errno {
+	if _, errno := r.Lookup(ctx, name, &fuse.EntryOut{}); errno != 0 {
+		return errno
+	}
+	return syscall.EPERM
+}
+
 // lookupDataset returns the top of dataset's working tree.
 func (r *Root) lookupDataset(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if r.sys.work == nil || name == "runs" || repo.CheckDatasetName(name) != nil {
@@ -315,4 +324,11 @@ func (d *runsDir) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.Attr
 
 func (d *runsDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	return gofs.NewListDirStream(nil), 0
+}
+
+// Forget drops what the kernel and this filesystem remember of dataset's
+// working tree, after it was changed behind the mount (a checkout).
+func (r *Root) Forget(dataset string) {
+	r.RmChild(dataset)
+	go r.NotifyEntry(dataset)
 }

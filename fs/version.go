@@ -433,3 +433,48 @@ func (r *reader) readAhead(i int, off, end int64) {
 // seqSlack is how far a read may start from where the last one ended and
 // still count as sequential.
 const seqSlack = 1 << 20
+
+// listing is an open folder of a version: its entries, read once. Opened
+// with FOPEN_CACHE_DIR, the kernel keeps the listing, so a second ls or
+// find of an immutable folder never reaches the daemon.
+type listing struct {
+	entries []fuse.DirEntry
+	next    int
+}
+
+var (
+	_ gofs.FileReaddirenter   = (*listing)(nil)
+	_ gofs.FileSeekdirer      = (*listing)(nil)
+	_ gofs.NodeOpendirHandler = (*versionDir)(nil)
+)
+
+func (l *listing) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if l.next >= len(l.entries) {
+		return nil, 0
+	}
+	e := l.entries[l.next]
+	l.next++
+	return &e, 0
+}
+
+func (l *listing) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off > uint64(len(l.entries)) {
+		return syscall.EINVAL
+	}
+	l.next = int(off)
+	return 0
+}
+
+func (d *versionDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	t, errno := d.load(ctx)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	self := d.StableAttr().Ino
+	list := make([]fuse.DirEntry, len(t.Entries))
+	for i := range t.Entries {
+		e := &t.Entries[i]
+		list[i] = fuse.DirEntry{Name: e.Name, Mode: stableMode(e.Type), Ino: childIno(self, e.Name), Off: uint64(i + 1)}
+	}
+	return &listing{entries: list}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}

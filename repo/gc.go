@@ -79,6 +79,17 @@ func (r *Repo) GC(ctx context.Context, dryRun bool) (GCStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("gc: nothing removed: %w", err)
 	}
+	for _, roots := range r.roots {
+		err := roots.walk(ctx, func(id cas.ID, dir bool) error {
+			if err := mark(id, dir, roots.name+":"); err != nil {
+				dmg.add(roots.name, err)
+			}
+			return ctx.Err()
+		})
+		if err != nil {
+			return st, fmt.Errorf("gc: nothing removed: %s: %w", roots.name, err)
+		}
+	}
 	if dmg.First != nil {
 		return st, dmg
 	}
@@ -126,6 +137,22 @@ func (r *Repo) GC(ctx context.Context, dryRun bool) (GCStats, error) {
 		s = u.Backend()
 	}
 	return st, nil
+}
+
+// Roots calls fn for every object that something other than a version
+// still uses (a working tree's unchanged files and folders): dir tells a
+// tree from a file object.
+type Roots func(ctx context.Context, fn func(id cas.ID, dir bool) error) error
+
+type namedRoots struct {
+	name string
+	walk Roots
+}
+
+// AddRoots makes GC keep what walk names, as it keeps what versions reach.
+// name says what holds them, for messages.
+func (r *Repo) AddRoots(name string, walk Roots) {
+	r.roots = append(r.roots, namedRoots{name, walk})
 }
 
 // markOne marks what the file or tree object id reaches, calling mark for

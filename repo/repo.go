@@ -23,6 +23,7 @@ type Repo struct {
 	idx      index.KV
 	lockPath string
 	log      *slog.Logger
+	roots    []namedRoots // besides versions, for GC
 }
 
 // New returns a Repo over store and idx. lockPath is the file that add and

@@ -2,8 +2,11 @@ package worktree
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"sync"
 	"syscall"
 
 	"github.com/mlfs/mlfs/cas"
@@ -11,12 +14,24 @@ import (
 )
 
 // Handle is an open file of the tree. Its reads see every write made
-// through any handle of the same file, as on a local disk.
+// through any handle of the same file, as on a local disk; once the file
+// is unlinked or replaced they see the bytes it had then.
 type Handle struct {
-	t      *Tree
-	ino    uint64
-	write  bool
-	f      *os.File // the local data file, once the file has one
+	t     *Tree
+	ino   uint64
+	write bool
+
+	mu sync.Mutex // guards what follows; taken after t.mu
+	// f is a descriptor of the file's data file (generation gen), once
+	// the handle has needed one. Older descriptors, of data files that a
+	// snapshot dropped, stay open in old until Close, as a read may be
+	// using them.
+	f   *os.File
+	gen uint64
+	old []*os.File
+	// gone is the content the file had when it left the tree (Local:
+	// in f), set by detach.
+	gone   *Content
 	closed bool
 }
 
@@ -66,18 +81,26 @@ func (t *Tree) Open(ctx context.Context, ino uint64, write, trunc bool) (*Handle
 				return nil, err
 			}
 		}
-		if write {
-			t.writers[ino]++
-		}
 	}
 	if n.local() {
 		if h.f, err = os.OpenFile(t.dataPath(ino), os.O_RDWR, 0); err != nil {
-			if write {
-				t.writers[ino]--
-			}
 			return nil, fmt.Errorf("working tree %s: open data of %s: %w", t.dataset, n.Name, err)
 		}
+		h.gen = n.gen
 	}
+	if write {
+		t.writers[ino]++
+	}
+	// A read handle registers under the read lock: handles has its own
+	// lock for that, taken by every user below t.mu.
+	t.handlesMu.Lock()
+	hs := t.handles[ino]
+	if hs == nil {
+		hs = map[*Handle]struct{}{}
+		t.handles[ino] = hs
+	}
+	hs[h] = struct{}{}
+	t.handlesMu.Unlock()
 	return h, nil
 }
 
@@ -87,69 +110,116 @@ func (h *Handle) Content() (Content, error) {
 	t := h.t
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.gone != nil {
+		if !h.gone.Local {
+			return *h.gone, nil
+		}
+		return h.localContent()
+	}
 	n, err := t.get(h.ino)
 	if err != nil {
-		if h.f != nil { // unlinked while open: the data file lives on
-			fi, err := h.f.Stat()
-			if err != nil {
-				return Content{}, err
-			}
-			return Content{Local: true, Size: fi.Size()}, nil
-		}
 		return Content{}, err
 	}
-	if n.local() {
-		if h.f == nil {
-			f, err := os.OpenFile(t.dataPath(h.ino), os.O_RDWR, 0)
-			if err != nil {
-				return Content{}, err
-			}
-			h.f = f
-		}
-		fi, err := h.f.Stat()
-		if err != nil {
-			return Content{}, err
-		}
-		return Content{Local: true, Size: fi.Size()}, nil
+	if !n.local() {
+		return Content{ID: n.Origin, Size: n.Size}, nil
 	}
-	return Content{ID: n.Origin, Size: n.Size}, nil
+	if h.f == nil || h.gen != n.gen {
+		f, err := os.OpenFile(t.dataPath(h.ino), os.O_RDWR, 0)
+		if err != nil {
+			return Content{}, fmt.Errorf("working tree %s: open data of %s: %w", t.dataset, n.Name, err)
+		}
+		if h.f != nil {
+			h.old = append(h.old, h.f)
+		}
+		h.f, h.gen = f, n.gen
+	}
+	return h.localContent()
 }
 
-// ReadAt reads the local data file. Call it when Content says Local.
+func (h *Handle) localContent() (Content, error) {
+	fi, err := h.f.Stat()
+	if err != nil {
+		return Content{}, err
+	}
+	return Content{Local: true, Size: fi.Size()}, nil
+}
+
+// detach keeps what the handle reads when n leaves the tree. t.mu is
+// held exclusively.
+func (h *Handle) detach(n *node) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || h.gone != nil {
+		return
+	}
+	if !n.local() {
+		h.gone = &Content{ID: n.Origin, Size: n.Size}
+		return
+	}
+	if h.f == nil || h.gen != n.gen {
+		f, err := os.OpenFile(h.t.dataPath(n.ino), os.O_RDWR, 0)
+		if err != nil {
+			// Reads will fail with EBADF; the tree goes on.
+			h.t.log.Error("keep the data of a removed file open", "dataset", h.t.dataset, "file", n.Name, "err", err)
+			h.gone = &Content{Local: true}
+			return
+		}
+		if h.f != nil {
+			h.old = append(h.old, h.f)
+		}
+		h.f, h.gen = f, n.gen
+	}
+	h.gone = &Content{Local: true}
+}
+
+func (h *Handle) file() *os.File {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.f
+}
+
+// ReadAt reads the local data file. Call it when Content says Local; at
+// the end of the file it returns fewer bytes, and no error.
 func (h *Handle) ReadAt(p []byte, off int64) (int, error) {
 	h.t.mu.RLock()
 	defer h.t.mu.RUnlock()
-	if h.f == nil {
+	f := h.file()
+	if f == nil {
 		return 0, syscall.EBADF
 	}
-	n, err := h.f.ReadAt(p, off)
-	if n > 0 || err == nil {
-		return n, nil
-	}
-	if err.Error() == "EOF" || n == 0 {
-		return 0, nil
+	n, err := f.ReadAt(p, off)
+	if errors.Is(err, io.EOF) {
+		err = nil
 	}
 	return n, err
 }
 
 // WriteAt writes p at off; the bytes are in the kernel when it returns.
 func (h *Handle) WriteAt(p []byte, off int64) (int, error) {
-	if !h.write || h.f == nil {
-		return 0, syscall.EBADF
-	}
 	h.t.mu.RLock()
 	defer h.t.mu.RUnlock()
-	return h.f.WriteAt(p, off)
+	f := h.file()
+	if !h.write || f == nil {
+		return 0, syscall.EBADF
+	}
+	return f.WriteAt(p, off)
 }
 
 // Sync makes the file's bytes and the tree's records durable.
 func (h *Handle) Sync() error {
-	if h.f != nil {
-		if err := h.f.Sync(); err != nil {
+	if f := h.file(); f != nil {
+		if err := f.Sync(); err != nil {
 			return err
 		}
 	}
-	if s, ok := h.t.kv.(interface{ Sync() error }); ok {
+	return h.t.syncKV()
+}
+
+// syncKV makes the index's committed writes durable, if it can.
+func (t *Tree) syncKV() error {
+	if s, ok := t.kv.(interface{ Sync() error }); ok {
 		return s.Sync()
 	}
 	return nil
@@ -160,6 +230,8 @@ func (h *Handle) Close() error {
 	t := h.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.closed {
 		return nil
 	}
@@ -169,8 +241,22 @@ func (h *Handle) Close() error {
 			delete(t.writers, h.ino)
 		}
 	}
-	if h.f != nil {
-		return h.f.Close()
+	t.handlesMu.Lock()
+	if hs := t.handles[h.ino]; hs != nil {
+		delete(hs, h)
+		if len(hs) == 0 {
+			delete(t.handles, h.ino)
+		}
 	}
-	return nil
+	t.handlesMu.Unlock()
+	var err error
+	for _, f := range append(h.old, h.f) {
+		if f != nil {
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+	}
+	h.f, h.old = nil, nil
+	return err
 }

@@ -20,7 +20,14 @@
 // A snapshot walks only dirty folders. Clean children keep their content
 // ids, so an unchanged subtree is never read; a changed file is chunked and
 // stored (chunks the store already has cost nothing). After the version's
-// name is committed, the walked nodes become clean with their new ids.
+// name is committed, the walked nodes become clean with their new ids;
+// a file still open for writing stays changed, and so do the folders
+// above it, so that its later writes go into the next snapshot.
+//
+// The version records how many files and bytes it holds. The tree keeps
+// those totals itself, starting from its base's and updated by every
+// change that adds or removes a file, so that a snapshot need not read the
+// subtrees it does not walk to count them.
 //
 // # Durability
 //
@@ -29,6 +36,9 @@
 // local data file before a write returns, and Sync makes both durable
 // across a machine crash. A daemon killed with SIGKILL therefore loses no
 // completed operation: the records and data are in the kernel's hands.
+//
+// Open handles outlive the file: unlinked or replaced, a file stays
+// readable through them, with the bytes it had then.
 //
 // # Locking
 //

@@ -1,6 +1,7 @@
 package worktree
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,10 +23,13 @@ const (
 
 // record is a node as stored in the index.
 type record struct {
-	Type   object.EntryType
-	Perm   uint32
-	MTime  int64
-	Size   int64 // clean files; local files take theirs from the data file
+	Type  object.EntryType
+	Perm  uint32
+	MTime int64
+	// Size is a clean file's size. A local file takes its size from the
+	// data file; its record keeps the size the tree's counts hold for it
+	// (see meta), which the next snapshot brings up to date.
+	Size   int64
 	Parent uint64
 	Name   string
 	Target string
@@ -51,6 +55,7 @@ func (r *record) encode() []byte {
 }
 
 func decodeRecord(b []byte) (*record, error) {
+	input := b
 	fail := func(what string) (*record, error) {
 		return nil, fmt.Errorf("%w: %s", ErrMalformed, what)
 	}
@@ -115,29 +120,61 @@ func decodeRecord(b []byte) (*record, error) {
 	if len(b) != 0 {
 		return fail("trailing bytes")
 	}
+	// Varints have more than one encoding; only the one encode writes is
+	// a record, so that a record and its bytes are one thing.
+	if !bytes.Equal(r.encode(), input) {
+		return fail("not in canonical form")
+	}
 	return r, nil
 }
 
-// meta is the tree's own record: its base version and next inode number.
+// meta is the tree's own record: its base version, next inode number and
+// the counts the next version records.
 type meta struct {
 	Base cas.ID // version the tree started from or was last snapshotted as
 	Next uint64
+	// Files and Bytes count the tree's files and their sizes, a local
+	// file at the size its record keeps. Every change that adds or removes
+	// a file updates them in its batch, so a snapshot knows the totals
+	// without reading the trees it does not walk. Counted is false for a
+	// tree whose base's counts could not be read (and for trees from
+	// before counts were kept): its next snapshot counts by walking.
+	Files, Bytes int64
+	Counted      bool
 }
 
 func (m *meta) encode() []byte {
 	b := append([]byte{recordVersion}, m.Base[:]...)
-	return binary.AppendUvarint(b, m.Next)
+	b = binary.AppendUvarint(b, m.Next)
+	if m.Counted {
+		b = binary.AppendVarint(b, m.Files)
+		b = binary.AppendVarint(b, m.Bytes)
+	}
+	return b
 }
 
 func decodeMeta(b []byte) (*meta, error) {
+	bad := fmt.Errorf("%w: meta", ErrMalformed)
 	if len(b) < 1+cas.IDSize || b[0] != recordVersion {
-		return nil, fmt.Errorf("%w: meta", ErrMalformed)
+		return nil, bad
 	}
 	m := &meta{Base: cas.ID(b[1 : 1+cas.IDSize])}
-	next, n := binary.Uvarint(b[1+cas.IDSize:])
-	if n <= 0 || 1+cas.IDSize+n != len(b) || next < 2 {
-		return nil, fmt.Errorf("%w: meta", ErrMalformed)
+	rest := b[1+cas.IDSize:]
+	next, n := binary.Uvarint(rest)
+	if n <= 0 || next < 2 {
+		return nil, bad
 	}
-	m.Next = next
+	m.Next, rest = next, rest[n:]
+	if len(rest) > 0 {
+		files, n1 := binary.Varint(rest)
+		if n1 <= 0 {
+			return nil, bad
+		}
+		nbytes, n2 := binary.Varint(rest[n1:])
+		if n2 <= 0 || n1+n2 != len(rest) {
+			return nil, bad
+		}
+		m.Files, m.Bytes, m.Counted = files, nbytes, true
+	}
 	return m, nil
 }

@@ -41,15 +41,21 @@ func (t *Tree) Snapshot(ctx context.Context, r *repo.Repo, ref repo.Ref, message
 		return nil, err
 	}
 	defer w.Close()
-	s := &snapshot{t: t, ctx: ctx, w: w}
+	s := &snapshot{t: t, ctx: ctx, w: w, walkCounts: !t.meta.Counted}
 	root, err := t.get(RootIno)
 	if err != nil {
 		return nil, err
 	}
-	id, err := s.dir(root)
+	id, _, below, err := s.dir(root)
 	if err != nil {
 		return nil, err
 	}
+	m := t.meta
+	if m.Counted {
+		below = tally{m.Files, m.Bytes + s.grown}
+	}
+	m.Files, m.Bytes, m.Counted = below.files, below.bytes, true
+	w.Count(below.files-s.stored.files, below.bytes-s.stored.bytes)
 	vi, err := w.Commit(ref, id, t.meta.Base, message)
 	if err != nil {
 		return nil, err
@@ -57,17 +63,10 @@ func (t *Tree) Snapshot(ctx context.Context, r *repo.Repo, ref repo.Ref, message
 	// The version exists: the walked nodes are clean now.
 	b := t.kv.NewBatch()
 	defer b.Cancel()
-	m := t.meta
 	m.Base = vi.ID
 	b.Set(t.key("meta"), m.encode())
 	for _, u := range s.updates {
-		u.n.Flags |= flagClean
-		u.n.Origin = u.id
-		if u.drop {
-			u.n.Flags &^= flagLocal
-			u.n.Size, u.n.MTime = u.size, u.mtime
-		}
-		b.Set(t.nodeKey(u.n.ino), u.n.encode())
+		b.Set(t.nodeKey(u.n.ino), u.to.encode())
 	}
 	if err := b.Commit(); err != nil {
 		// The version is whole; only the bookkeeping of what is clean was
@@ -75,13 +74,18 @@ func (t *Tree) Snapshot(ctx context.Context, r *repo.Repo, ref repo.Ref, message
 		t.log.Error("record a snapshot in the working tree", "version", ref.String(), "err", err)
 	} else {
 		t.meta = m
+		// Records that no longer name a data file must reach the disk
+		// before the files go, or a machine crash could leave records of
+		// local files without their bytes. One sync per snapshot.
+		keep := t.syncKV() != nil
 		for _, u := range s.updates {
-			if u.drop {
+			*u.n = u.to
+			if u.drop && !keep {
 				os.Remove(t.dataPath(u.n.ino))
 			}
 		}
 	}
-	return &SnapshotResult{VersionInfo: vi, Stored: s.stored, NewBytes: w.NewBytes()}, nil
+	return &SnapshotResult{VersionInfo: vi, Stored: int(s.stored.files), NewBytes: w.NewBytes()}, nil
 }
 
 type snapshot struct {
@@ -89,32 +93,52 @@ type snapshot struct {
 	ctx     context.Context
 	w       *repo.Writer
 	updates []update
-	stored  int
+	stored  tally // the changed files stored
+	grown   int64 // bytes the changed files gained since they were counted
+	// walkCounts is set when the tree's counts are unknown: the walk
+	// counts every clean folder below a walked one too.
+	walkCounts bool
 }
+
+// tally counts files and their bytes.
+type tally struct{ files, bytes int64 }
+
+func (a *tally) add(b tally) { a.files += b.files; a.bytes += b.bytes }
 
 // update is what a node becomes once the version is committed.
 type update struct {
-	n     *node
-	id    cas.ID
-	drop  bool // the local data file is no longer needed
-	size  int64
-	mtime int64
+	n    *node
+	to   node // n as it will be
+	drop bool // the local data file is no longer needed
 }
 
-// dir stores the tree of folder n, walking only what changed.
-func (s *snapshot) dir(n *node) (cas.ID, error) {
+// cleanUpdate makes n clean as content id.
+func cleanUpdate(n *node, id cas.ID) update {
+	u := update{n: n, to: *n}
+	u.to.Flags |= flagClean
+	u.to.Origin = id
+	return u
+}
+
+// dir stores the tree of folder n, walking only what changed. It returns
+// the tree's id, whether everything below will be clean once the version
+// is committed (not so with files still open for writing), and, when
+// s.walkCounts, the files and bytes below.
+func (s *snapshot) dir(n *node) (cas.ID, bool, tally, error) {
 	t := s.t
 	if n.clean() {
-		files, bytes, err := t.counts(s.ctx, n.Origin)
-		if err != nil {
-			return cas.ID{}, err
+		var c tally
+		if s.walkCounts {
+			var err error
+			if c.files, c.bytes, err = t.counts(s.ctx, n.Origin); err != nil {
+				return cas.ID{}, false, c, err
+			}
 		}
-		s.w.Count(files, bytes)
-		return n.Origin, nil
+		return n.Origin, true, c, nil
 	}
 	d, err := t.dir(s.ctx, n.ino)
 	if err != nil {
-		return cas.ID{}, err
+		return cas.ID{}, false, tally{}, err
 	}
 	names := make([]string, 0, len(d.children))
 	for name := range d.children {
@@ -122,63 +146,82 @@ func (s *snapshot) dir(n *node) (cas.ID, error) {
 	}
 	sort.Strings(names)
 	tree := &object.Tree{Entries: make([]object.Entry, 0, len(names))}
+	allClean := true
+	var sum tally
 	for _, name := range names {
 		c, err := t.get(d.children[name])
 		if err != nil {
-			return cas.ID{}, err
+			return cas.ID{}, false, sum, err
 		}
 		e := object.Entry{Name: name, Type: c.Type, Perm: c.Perm, MTime: c.MTime}
+		clean := true
 		switch c.Type {
 		case object.TypeSymlink:
 			e.Target = c.Target
 		case object.TypeDir:
-			if e.ID, err = s.dir(c); err != nil {
-				return cas.ID{}, err
+			var below tally
+			if e.ID, clean, below, err = s.dir(c); err != nil {
+				return cas.ID{}, false, sum, err
 			}
+			sum.add(below)
 		case object.TypeFile:
-			if err := s.file(c, &e); err != nil {
-				return cas.ID{}, err
+			if clean, err = s.file(c, &e); err != nil {
+				return cas.ID{}, false, sum, err
 			}
+			sum.add(tally{1, e.Size})
 		}
+		allClean = allClean && clean
 		tree.Entries = append(tree.Entries, e)
 	}
 	id, err := s.w.PutTree(tree)
 	if err != nil {
-		return cas.ID{}, fmt.Errorf("snapshot %s: %w", t.dataset, err)
+		return cas.ID{}, false, sum, fmt.Errorf("snapshot %s: %w", t.dataset, err)
 	}
-	if err := t.saveCounts(id, tree); err != nil {
-		return cas.ID{}, err
+	if s.walkCounts {
+		t.saveCounts(id, sum)
 	}
-	s.updates = append(s.updates, update{n: d, id: id})
-	return id, nil
+	if allClean {
+		// A folder above a file still open for writing stays dirty, so
+		// that the next snapshot walks down to it again.
+		s.updates = append(s.updates, cleanUpdate(d, id))
+	}
+	return id, allClean, sum, nil
 }
 
-// file fills e for file c, storing its bytes if they changed.
-func (s *snapshot) file(c *node, e *object.Entry) error {
+// file fills e for file c, storing its bytes if they changed, and tells
+// whether c will be clean once the version is committed.
+func (s *snapshot) file(c *node, e *object.Entry) (bool, error) {
 	t := s.t
 	if !c.local() {
 		e.ID, e.Size = c.Origin, c.Size
-		s.w.Count(1, c.Size)
-		return nil
+		return true, nil
 	}
 	path := t.dataPath(c.ino)
 	fi, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("snapshot %s: %s: %w", t.dataset, c.Name, err)
+		return false, fmt.Errorf("snapshot %s: %s: %w", t.dataset, c.Name, err)
 	}
 	id, size, err := s.w.PutFile(path)
 	if err != nil {
-		return fmt.Errorf("snapshot %s: %s: %w", t.dataset, c.Name, err)
+		return false, fmt.Errorf("snapshot %s: %s: %w", t.dataset, c.Name, err)
 	}
-	s.stored++
+	s.stored.add(tally{1, size})
+	s.grown += size - c.Size
 	e.ID, e.Size, e.MTime = id, size, fi.ModTime().UnixNano()
 	if t.writers[c.ino] > 0 {
-		// Still open for writing: it stays dirty so that later writes go
-		// into the next snapshot.
-		return nil
+		// Still open for writing: it stays local and dirty so that later
+		// writes go into the next snapshot, counted at its size now.
+		u := update{n: c, to: *c}
+		u.to.Size = size
+		s.updates = append(s.updates, u)
+		return false, nil
 	}
-	s.updates = append(s.updates, update{n: c, id: id, drop: true, size: size, mtime: e.MTime})
-	return nil
+	u := cleanUpdate(c, id)
+	u.to.Flags &^= flagLocal
+	u.to.Size, u.to.MTime = size, e.MTime
+	u.drop = true
+	s.updates = append(s.updates, u)
+	return true, nil
 }
 
 // counts returns the files and bytes below tree id, from the index or by
@@ -221,31 +264,19 @@ func (t *Tree) counts(ctx context.Context, id cas.ID) (int64, int64, error) {
 	return files, bytes, nil
 }
 
-// saveCounts records the counts of a tree just built, whose subfolders'
-// counts are known.
-func (t *Tree) saveCounts(id cas.ID, tree *object.Tree) error {
-	var files, bytes int64
-	for _, e := range tree.Entries {
-		switch e.Type {
-		case object.TypeFile:
-			files++
-			bytes += e.Size
-		case object.TypeDir:
-			f, b, err := t.counts(context.Background(), e.ID)
-			if err != nil {
-				return err
-			}
-			files += f
-			bytes += b
-		}
-	}
-	return t.kv.Set([]byte("tc/"+string(id[:])), binary.AppendUvarint(binary.AppendUvarint(nil, uint64(files)), uint64(bytes)))
+// saveCounts records the counts of a tree just built.
+func (t *Tree) saveCounts(id cas.ID, c tally) {
+	t.kv.Set([]byte("tc/"+string(id[:])), binary.AppendUvarint(binary.AppendUvarint(nil, uint64(c.files)), uint64(c.bytes)))
 }
 
 // Changed reports whether the tree differs from its base version.
 func (t *Tree) Changed() bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	return t.changed()
+}
+
+func (t *Tree) changed() bool {
 	root, err := t.get(RootIno)
 	return err != nil || !root.clean() && !(t.meta.Base.IsZero() && root.loaded() && len(root.children) == 0)
 }
@@ -254,13 +285,13 @@ func (t *Tree) Changed() bool {
 // refuses with ErrChanged when the tree has changes in no version, and
 // with EBUSY when a file is open for writing.
 func (t *Tree) Checkout(ctx context.Context, version, tree cas.ID, force bool) error {
-	if !force && t.Changed() {
-		return ErrChanged
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !force && t.changed() {
+		return ErrChanged
+	}
 	if len(t.writers) > 0 && !force {
 		return syscall.EBUSY
 	}
-	return t.reset(version, tree)
+	return t.reset(ctx, version, tree)
 }

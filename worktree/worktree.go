@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -57,6 +58,11 @@ type Tree struct {
 	meta    meta
 	nodes   map[uint64]*node
 	writers map[uint64]int // open write handles per file
+	// handles are the open handles per file. Open adds read handles
+	// under the read lock, so handlesMu guards the map too; everything
+	// that reads it holds t.mu exclusively.
+	handlesMu sync.Mutex
+	handles   map[uint64]map[*Handle]struct{}
 }
 
 // node is a record in memory, with the children of a loaded folder.
@@ -64,6 +70,9 @@ type node struct {
 	ino uint64
 	record
 	children map[string]uint64 // loaded folders only
+	// gen counts the data files the node has had in this process: a
+	// handle holding an older one must open the current one.
+	gen uint64
 }
 
 func (n *node) clean() bool  { return n.Flags&flagClean != 0 }
@@ -79,7 +88,7 @@ func Open(ctx context.Context, kv index.KV, dataDir, dataset string, baseVersion
 		log = slog.New(slog.DiscardHandler)
 	}
 	t := &Tree{dataset: dataset, kv: kv, prefix: "wt/" + dataset + "/", dataDir: dataDir, objs: objs, log: log,
-		nodes: map[uint64]*node{}, writers: map[uint64]int{}}
+		nodes: map[uint64]*node{}, writers: map[uint64]int{}, handles: map[uint64]map[*Handle]struct{}{}}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("working tree %s: %w", dataset, err)
 	}
@@ -92,7 +101,7 @@ func Open(ctx context.Context, kv index.KV, dataDir, dataset string, baseVersion
 		}
 		t.meta = *m
 	case errors.Is(err, index.ErrNotFound):
-		if err := t.reset(baseVersion, baseTree); err != nil {
+		if err := t.reset(ctx, baseVersion, baseTree); err != nil {
 			return nil, err
 		}
 	default:
@@ -110,16 +119,19 @@ func Exists(kv index.KV, dataset string) bool {
 	return err == nil
 }
 
-// List returns the datasets that have a working tree in kv.
+// List returns the datasets that have a working tree in kv, sorted.
 func List(kv index.KV) ([]string, error) {
 	var out []string
 	err := kv.Scan([]byte("wt/"), func(k, _ []byte) error {
-		rest := string(k[len("wt/"):])
-		if i := len(rest) - len("/meta"); i > 0 && rest[i:] == "/meta" {
-			out = append(out, rest[:i])
+		// A dataset name has no '/'; a node's or child's key may end in
+		// "/meta" (a child named meta of folder 0x2f), so match the whole.
+		ds, rest, ok := strings.Cut(string(k[len("wt/"):]), "/")
+		if ok && rest == "meta" {
+			out = append(out, ds)
 		}
 		return nil
 	})
+	sort.Strings(out)
 	return out, err
 }
 
@@ -159,15 +171,36 @@ func (t *Tree) dataPath(ino uint64) string {
 
 // reset replaces the whole tree by the version base (tree id root; both
 // zero for an empty tree). t.mu must be held or t unshared.
-func (t *Tree) reset(base, root cas.ID) error {
+func (t *Tree) reset(ctx context.Context, base, root cas.ID) error {
+	// Inode numbers are never reused, not even across a reset: the kernel
+	// and open handles may still name the old ones.
+	m := meta{Base: base, Next: max(t.meta.Next, RootIno+1), Counted: true}
+	if !base.IsZero() {
+		// The version's counts are the tree's; without them the next
+		// snapshot counts by walking.
+		raw, err := t.objs.Get(ctx, base)
+		var v *object.Version
+		if err == nil {
+			v, err = object.DecodeVersion(raw)
+		}
+		if err == nil && v.Tree == root {
+			m.Files, m.Bytes = v.Files, v.Bytes
+		} else {
+			t.log.Warn("read the counts of the working tree's base", "dataset", t.dataset, "version", base.String(), "err", err)
+			m.Counted = false
+		}
+	}
+	for ino := range t.handles {
+		if n, err := t.get(ino); err == nil {
+			t.detach(n)
+		}
+	}
 	b := t.kv.NewBatch()
 	defer b.Cancel()
 	if err := t.kv.Scan([]byte(t.prefix), func(k, _ []byte) error { return b.Delete(k) }); err != nil {
 		return err
 	}
-	// Inode numbers are never reused, not even across a reset: the kernel
-	// and open handles may still name the old ones.
-	t.meta = meta{Base: base, Next: max(t.meta.Next, RootIno+1)}
+	t.meta = m
 	r := record{Type: object.TypeDir, Perm: 0o755, MTime: time.Now().UnixNano()}
 	if root.IsZero() {
 		r.Flags = flagLoaded
@@ -180,6 +213,11 @@ func (t *Tree) reset(base, root cas.ID) error {
 		return fmt.Errorf("working tree %s: reset: %w", t.dataset, err)
 	}
 	t.nodes = map[uint64]*node{RootIno: {ino: RootIno, record: r, children: map[string]uint64{}}}
+	if err := t.syncKV(); err != nil {
+		// The old records may come back after a crash: keep their bytes.
+		t.log.Warn("sync the index after resetting the working tree", "dataset", t.dataset, "err", err)
+		return nil
+	}
 	ents, _ := os.ReadDir(t.dataDir)
 	for _, e := range ents {
 		os.Remove(filepath.Join(t.dataDir, e.Name()))
@@ -398,6 +436,9 @@ func (t *Tree) dirty(b index.Batch, n *node) error {
 func touchDir(d *node) { d.MTime = time.Now().UnixNano() }
 
 func checkName(name string) error {
+	if len(name) > object.MaxNameLen {
+		return syscall.ENAMETOOLONG
+	}
 	if object.CheckName(name) != nil {
 		return syscall.EINVAL
 	}
@@ -437,6 +478,9 @@ func (t *Tree) add(ctx context.Context, parent uint64, name string, r record, wi
 	}
 	m := t.meta
 	m.Next++
+	if n.Type == object.TypeFile {
+		m.Files++ // at size 0, as the record says
+	}
 	b := t.kv.NewBatch()
 	defer b.Cancel()
 	b.Set(t.key("meta"), m.encode())
@@ -465,9 +509,10 @@ func (t *Tree) Mkdir(ctx context.Context, parent uint64, name string, perm uint3
 	return t.add(ctx, parent, name, record{Type: object.TypeDir, Perm: perm & 0o7777}, false)
 }
 
-// Symlink makes a symlink to target.
+// Symlink makes a symlink to target, which must be one a version can
+// hold (object.CheckTarget: UTF-8, no NUL, not empty, not too long).
 func (t *Tree) Symlink(ctx context.Context, parent uint64, name, target string) (Attr, error) {
-	if target == "" || len(target) > object.MaxTargetLen {
+	if object.CheckTarget(target) != nil {
 		return Attr{}, syscall.EINVAL
 	}
 	return t.add(ctx, parent, name, record{Type: object.TypeSymlink, Perm: 0o777, Target: target}, false)
@@ -516,6 +561,7 @@ func (t *Tree) remove(ctx context.Context, parent uint64, name string, isDir boo
 	defer b.Cancel()
 	b.Delete(t.childKey(parent, name))
 	b.Delete(t.nodeKey(ino))
+	m := t.uncount(b, n)
 	touchDir(d)
 	if err := t.dirty(b, d); err != nil {
 		return err
@@ -523,13 +569,40 @@ func (t *Tree) remove(ctx context.Context, parent uint64, name string, isDir boo
 	if err := b.Commit(); err != nil {
 		return err
 	}
+	t.meta = m
 	delete(d.children, name)
-	delete(t.nodes, ino)
-	if n.local() {
-		// Open handles keep their own descriptors of the data file.
-		os.Remove(t.dataPath(ino))
-	}
+	t.drop(n)
 	return nil
+}
+
+// uncount records in b the tree's counts without node n, which is going,
+// and returns them; t.meta takes them once b is committed.
+func (t *Tree) uncount(b index.Batch, n *node) meta {
+	m := t.meta
+	if n.Type == object.TypeFile {
+		m.Files--
+		m.Bytes -= n.Size
+		b.Set(t.key("meta"), m.encode())
+	}
+	return m
+}
+
+// drop forgets node n, removed from the tree, once the removal is
+// committed. Its open handles carry on reading what it held.
+func (t *Tree) drop(n *node) {
+	t.detach(n)
+	delete(t.nodes, n.ino)
+	if n.local() {
+		os.Remove(t.dataPath(n.ino))
+	}
+}
+
+// detach makes the open handles of n independent of the tree: each keeps
+// the bytes n has now (a descriptor of its data file, or its content id).
+func (t *Tree) detach(n *node) {
+	for h := range t.handles[n.ino] {
+		h.detach(n)
+	}
 }
 
 // Rename flags, as renameat2(2).
@@ -638,6 +711,10 @@ func (t *Tree) Rename(ctx context.Context, oldParent uint64, oldName string, new
 		}
 		b.Delete(t.childKey(oldParent, oldName))
 	}
+	m := t.meta
+	if victim != nil {
+		m = t.uncount(b, victim)
+	}
 	n.Parent, n.Name = newParent, newName
 	b.Set(t.nodeKey(ino), n.encode())
 	b.Set(t.childKey(newParent, newName), []byte(inoKey(ino)))
@@ -659,11 +736,9 @@ func (t *Tree) Rename(ctx context.Context, oldParent uint64, oldName string, new
 		delete(od.children, oldName)
 	}
 	nd.children[newName] = ino
+	t.meta = m
 	if victim != nil {
-		delete(t.nodes, victim.ino)
-		if victim.local() {
-			os.Remove(t.dataPath(victim.ino))
-		}
+		t.drop(victim)
 	}
 	return nil
 }
@@ -760,6 +835,7 @@ func (t *Tree) makeLocal(ctx context.Context, n *node, empty bool) error {
 		}
 		return fmt.Errorf("working tree %s: copy %s: %w", t.dataset, n.Name, err)
 	}
+	n.gen++ // a new data file: handles holding an older one reopen
 	b := t.kv.NewBatch()
 	defer b.Cancel()
 	n.Flags |= flagLocal

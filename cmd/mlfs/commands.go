@@ -12,6 +12,7 @@ import (
 
 	"github.com/mlfs/mlfs/cas/local"
 	"github.com/mlfs/mlfs/config"
+	"github.com/mlfs/mlfs/daemon"
 	"github.com/mlfs/mlfs/repo"
 )
 
@@ -277,9 +278,13 @@ func gcCmd(g *globals) *cobra.Command {
 		Short: "Remove objects that no version reaches",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := g.open(cmd.Context(), false)
+			s, err := g.open(cmd.Context(), true)
 			if err != nil {
 				return err
+			}
+			if r, ok := s.(*daemon.Repo); ok && r.Index == nil {
+				s.Close()
+				return fmt.Errorf("gc: the local index %s is held by another mlfs process; gc needs it to keep what working trees use, so try again when that process ends", r.Config.Paths.IndexDir)
 			}
 			defer s.Close()
 			st, err := s.GC(cmd.Context(), dry)

@@ -245,3 +245,34 @@ func versionCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(rm)
 	return cmd
 }
+
+func checkoutCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "checkout DATASET@VERSION",
+		Short: "Reset a dataset's working tree to a version (copies nothing)",
+		Long: `Resets the working tree of DATASET (the writable folder of the mount) to
+VERSION, which becomes the parent of the next snapshot. It refuses to drop
+changes that are in no version unless --force is given.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := repo.ParseRef(args[0])
+			if err != nil {
+				return err
+			}
+			s, err := g.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			v, err := s.Checkout(cmd.Context(), ref, force)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "working tree of %s is now %s (%s)\n", ref.Dataset, v.Ref, v.ID.Short())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "drop changes that are in no version")
+	return cmd
+}

@@ -282,3 +282,88 @@ print(save("model.pt", int(sys.argv[2]), 2))
 		t.Fatalf("the folder holds %d entries after os.replace, want 1", len(ents))
 	}
 }
+
+func TestCheckout(t *testing.T) {
+	needFUSE(t)
+	in := newInstance(t, "")
+	mnt := in.mount("")
+	ds := filepath.Join(mnt, "iris")
+	write := func(name, s string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(ds, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(name string) string {
+		t.Helper()
+		b, _ := os.ReadFile(filepath.Join(ds, name))
+		return string(b)
+	}
+	os.Mkdir(ds, 0o755)
+	write("a.csv", "v1\n")
+	os.Mkdir(filepath.Join(mnt, "iris@v1"), 0o755)
+	write("a.csv", "v2\n")
+	write("b.csv", "only in v2\n")
+	os.Mkdir(filepath.Join(mnt, "iris@v2"), 0o755)
+	write("a.csv", "unsaved\n")
+
+	in.fails("changes that are in no version", "checkout", "iris@v1")
+	if read("a.csv") != "unsaved\n" {
+		t.Fatal("a refused checkout changed the working tree")
+	}
+	in.ok("checkout", "--force", "iris@v1")
+	if got := read("a.csv"); got != "v1\n" {
+		t.Fatalf("after checkout iris@v1 through the daemon: a.csv = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(ds, "b.csv")); !os.IsNotExist(err) {
+		t.Fatalf("b.csv is still there after checkout of iris@v1: %v", err)
+	}
+	// The next snapshot's parent is the version checked out.
+	write("a.csv", "v3\n")
+	os.Mkdir(filepath.Join(mnt, "iris@v3"), 0o755)
+	if out := in.ok("diff", "iris@v1", "iris@v3"); !strings.Contains(out, "M  a.csv") || strings.Contains(out, "b.csv") {
+		t.Fatalf("diff v1 v3:\n%s", out)
+	}
+	// Without a daemon, the same command works on the index itself.
+	in.ok("umount", mnt)
+	in.ok("checkout", "iris@v2")
+	in.mount(mnt)
+	if got := read("b.csv"); got != "only in v2\n" {
+		t.Fatalf("after checkout iris@v2 without a daemon: b.csv = %q", got)
+	}
+	in.fails("no version", "checkout", "iris@v9")
+}
+
+// gc never removes what a working tree still reads from the store, also
+// when the version it came from was removed: with the daemon and without.
+func TestGCKeepsWorkingTree(t *testing.T) {
+	needFUSE(t)
+	in := newInstance(t, "")
+	mnt := in.mount("")
+	for _, ds := range []string{"g", "h"} {
+		os.Mkdir(filepath.Join(mnt, ds), 0o755)
+		os.WriteFile(filepath.Join(mnt, ds, "file"), []byte("precious "+ds), 0o644)
+		if err := os.Mkdir(filepath.Join(mnt, ds+"@a"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in.ok("version", "rm", "g@a") // through the daemon
+	in.ok("gc")
+	in.ok("umount", mnt)
+	in.ok("version", "rm", "h@a") // without it
+	in.ok("gc")
+	os.RemoveAll(filepath.Join(in.home, "cache/mlfs")) // read from the store
+	in.mount(mnt)
+	for _, ds := range []string{"g", "h"} {
+		b, err := os.ReadFile(filepath.Join(mnt, ds, "file"))
+		if err != nil || string(b) != "precious "+ds {
+			t.Fatalf("%s/file after version rm and gc: %q %v", ds, b, err)
+		}
+		if err := os.Mkdir(filepath.Join(mnt, ds+"@b"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := in.ok("fsck"); !strings.Contains(out, " 0 problems") {
+		t.Fatalf("fsck: %s", out)
+	}
+}

@@ -44,6 +44,7 @@ type store interface {
 	Fsck(ctx context.Context, report func(repo.Problem)) (repo.FsckStats, error)
 	GC(ctx context.Context, dryRun bool) (repo.GCStats, error)
 	RemoveVersion(ctx context.Context, ref repo.Ref) error
+	Checkout(ctx context.Context, ref repo.Ref, force bool) (repo.VersionInfo, error)
 	// Close flushes and releases the store (local) or the connection
 	// (daemon). Calling it twice is allowed.
 	Close() error

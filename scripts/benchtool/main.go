@@ -1,23 +1,34 @@
 // Command benchtool makes the inputs of scripts/bench and takes the
 // measurements that need more than a shell: a single-stream BLAKE3 pass,
-// peak RSS of a child process, and bytes stored in a local store.
+// peak RSS of a child process, bytes stored in a local store, a read of a
+// version's file straight from the store (the baseline of a cold read
+// through the mount) and the latency of random reads.
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/mlfs/mlfs/cas/object"
+	"github.com/mlfs/mlfs/config"
+	"github.com/mlfs/mlfs/daemon"
+	"github.com/mlfs/mlfs/repo"
 )
 
 func main() {
@@ -38,6 +49,14 @@ func main() {
 		err = run(args)
 	case "storebytes":
 		err = storeBytes(args[0])
+	case "random":
+		err = randomFile(args[0], size(args[1]), rand.NewChaCha8([32]byte{7}))
+	case "smallfiles":
+		err = genSmallFiles(args[0], int(size(args[1])), int(size(args[2])))
+	case "storeread":
+		err = storeRead(args[0], args[1], args[2])
+	case "randread":
+		err = randRead(args[0], int(size(args[1])))
 	default:
 		usage()
 	}
@@ -48,7 +67,8 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, `usage: benchtool csv PATH SIZE | insert IN OUT | mixed DIR SIZE | hash DIR | run CMD... | storebytes STORE`)
+	fmt.Fprintln(os.Stderr, `usage: benchtool csv PATH SIZE | insert IN OUT | mixed DIR SIZE | hash DIR | run CMD... | storebytes STORE
+       | random PATH SIZE | smallfiles DIR FILES FOLDERS | storeread STORE DATASET@VERSION PATH | randread FILE N`)
 	os.Exit(2)
 }
 
@@ -224,4 +244,142 @@ func storeBytes(store string) error {
 	})
 	fmt.Println(n)
 	return err
+}
+
+// genSmallFiles writes files of 1-4 KiB of JSON-like text spread evenly
+// over folders, like the label files of an image data set.
+func genSmallFiles(dir string, files, folders int) error {
+	prng := rand.New(rand.NewPCG(5, 6))
+	var b bytes.Buffer
+	for i := 0; i < files; i++ {
+		sub := filepath.Join(dir, fmt.Sprintf("d%04d", i%folders))
+		if i < folders {
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				return err
+			}
+		}
+		b.Reset()
+		target := 1<<10 + prng.IntN(3<<10)
+		for b.Len() < target {
+			fmt.Fprintf(&b, "{\"id\": %d, \"label\": %q, \"score\": %.5f}\n", prng.IntN(1e6), species[prng.IntN(3)], prng.Float64())
+		}
+		if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%06d.json", i)), b.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// storeRead is the baseline of a cold read through the mount: it opens
+// the store as the daemon does, resolves the version, walks its trees to
+// the file and reads the file's chunks in order with the store's Get, which
+// verifies each against its id. No FUSE, no chunk cache, one stream.
+func storeRead(store, refArg, path string) error {
+	ctx := context.Background()
+	start := time.Now()
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.Store, err = filepath.Abs(store); err != nil {
+		return err
+	}
+	ref, err := repo.ParseRef(refArg)
+	if err != nil {
+		return err
+	}
+	r, err := daemon.OpenRepo(ctx, cfg, false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	st := r.Store()
+	v, err := r.Resolve(ctx, ref)
+	if err != nil {
+		return err
+	}
+	id := v.Tree
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	var ent object.Entry
+	for i, name := range parts {
+		b, err := st.Get(ctx, id)
+		if err != nil {
+			return fmt.Errorf("tree of %s: %w", strings.Join(parts[:i], "/"), err)
+		}
+		t, err := object.DecodeTree(b)
+		if err != nil {
+			return err
+		}
+		k, ok := slices.BinarySearchFunc(t.Entries, name, func(e object.Entry, n string) int { return strings.Compare(e.Name, n) })
+		if !ok {
+			return fmt.Errorf("%s: %s not found in %s", ref, strings.Join(parts[:i+1], "/"), ref)
+		}
+		ent = t.Entries[k]
+		if want := object.TypeDir; i < len(parts)-1 && ent.Type != want {
+			return fmt.Errorf("%s: %s is not a folder", ref, strings.Join(parts[:i+1], "/"))
+		}
+		id = ent.ID
+	}
+	if ent.Type != object.TypeFile {
+		return fmt.Errorf("%s: %s is not a file", ref, path)
+	}
+	b, err := st.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("file object of %s: %w", path, err)
+	}
+	f, err := object.DecodeFile(b)
+	if err != nil {
+		return err
+	}
+	var n int64
+	for _, c := range f.Chunks {
+		data, err := st.Get(ctx, c.ID)
+		if err != nil {
+			return fmt.Errorf("%s: chunk %s: %w", path, c.ID.Short(), err)
+		}
+		n += int64(len(data))
+	}
+	if n != f.Size {
+		return fmt.Errorf("%s: read %d bytes, file object says %d", path, n, f.Size)
+	}
+	el := time.Since(start)
+	fmt.Fprintf(os.Stderr, "read %d bytes in %d chunks in %v (%.0f MB/s)\n", n, len(f.Chunks), el, float64(n)/el.Seconds()/1e6)
+	return nil
+}
+
+// randRead preads 4 KiB at n random 4 KiB-aligned offsets of file (fixed
+// seed, so every run and every file of one size reads the same offsets)
+// and prints the p50, p99 and mean latency in microseconds.
+func randRead(path string, n int) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	pages := fi.Size() / 4096
+	if pages < 1 || n < 1 {
+		return fmt.Errorf("%s: need at least one 4 KiB page and one read", path)
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	buf := make([]byte, 4096)
+	lat := make([]time.Duration, n)
+	var sum time.Duration
+	for i := range lat {
+		off := rng.Int64N(pages) * 4096
+		t0 := time.Now()
+		k, err := f.ReadAt(buf, off)
+		lat[i] = time.Since(t0)
+		if k != len(buf) {
+			return fmt.Errorf("%s: read %d bytes at %d: %v", path, k, off, err)
+		}
+		sum += lat[i]
+	}
+	slices.Sort(lat)
+	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+	fmt.Printf("%.1f %.1f %.1f\n", us(lat[(n-1)/2]), us(lat[(n*99-1)/100]), us(sum)/float64(n))
+	return nil
 }
