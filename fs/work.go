@@ -84,6 +84,9 @@ var (
 func workAttr(a worktree.Attr, out *fuse.Attr) {
 	e := object.Entry{Type: a.Type, Perm: a.Perm, MTime: a.MTime, Size: a.Size, Target: a.Target}
 	entryAttr(&e, out)
+	if a.Blocks >= 0 {
+		out.Blocks = uint64(a.Blocks) // a sparse file takes less than its size
+	}
 }
 
 // child makes the node for a, a child of n, and fills out.

@@ -190,6 +190,10 @@ func TestToolsInWorkingTree(t *testing.T) {
 	if err != nil || len(b) != 5<<20+3 || !bytes.Equal(b, make([]byte, len(b))) {
 		t.Fatalf("sparse file: %d bytes, %v", len(b), err)
 	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(ds, "sparse"), &st); err != nil || st.Blocks*512 >= 5<<20 {
+		t.Fatalf("a sparse file of 5 MiB reports %d blocks, %v", st.Blocks, err)
+	}
 	// In-place change of a file from the version, in its middle.
 	f, err = os.OpenFile(filepath.Join(ds, "train/images/a.png"), os.O_RDWR, 0)
 	must(t, err)

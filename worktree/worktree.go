@@ -34,6 +34,9 @@ type Attr struct {
 	Target string
 	// ID is the content id when the node is clean, else zero.
 	ID cas.ID
+	// Blocks is the 512-byte blocks a changed file takes on local disk
+	// (less than its size when sparse); -1 when its bytes are in the store.
+	Blocks int64
 }
 
 // DirEntry is one name in a folder listing.
@@ -339,7 +342,7 @@ func (t *Tree) dirShared(ctx context.Context, ino uint64) (*node, error) {
 }
 
 func (t *Tree) attr(n *node) (Attr, error) {
-	a := Attr{Ino: n.ino, Type: n.Type, Perm: n.Perm, MTime: n.MTime, Size: n.Size, Target: n.Target}
+	a := Attr{Ino: n.ino, Type: n.Type, Perm: n.Perm, MTime: n.MTime, Size: n.Size, Target: n.Target, Blocks: -1}
 	if n.clean() {
 		a.ID = n.Origin
 	}
@@ -352,6 +355,9 @@ func (t *Tree) attr(n *node) (Attr, error) {
 			return a, fmt.Errorf("working tree %s: data of node %d: %w", t.dataset, n.ino, err)
 		}
 		a.Size, a.MTime = fi.Size(), fi.ModTime().UnixNano()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			a.Blocks = st.Blocks
+		}
 	}
 	return a, nil
 }
