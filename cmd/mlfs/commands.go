@@ -282,7 +282,7 @@ func gcCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if r, ok := s.(*daemon.Repo); ok && r.Index == nil {
+			if r, ok := s.(*daemon.Repo); ok && r.Index == nil && !daemonServesOther(r) {
 				s.Close()
 				return fmt.Errorf("gc: the local index %s is held by another mlfs process; gc needs it to keep what working trees use, so try again when that process ends", r.Config.Paths.IndexDir)
 			}
@@ -302,4 +302,16 @@ func gcCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&dry, "dry-run", "n", false, "only count what would be removed")
 	return cmd
+}
+
+// daemonServesOther reports whether the process holding r's index is a
+// daemon serving another store than r's: its working trees read that
+// store, not this one, so gc of this one need not keep them.
+func daemonServesOther(r *daemon.Repo) bool {
+	c, err := daemon.Dial(r.Config.Paths.Socket)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	return c.Store() != r.Config.Store
 }
