@@ -96,6 +96,7 @@ func Serve(ctx context.Context, ln net.Listener, r *Repo, log *slog.Logger) erro
 	mux.HandleFunc("POST /v1/gc", s.gc)
 	mux.HandleFunc("POST /v1/version/rm", s.removeVersion)
 	mux.HandleFunc("POST /v1/checkout", s.checkout)
+	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		s.fail(w, invalid(fmt.Errorf("no route %s %s; this daemon serves API version %d", req.Method, req.URL.Path, apiVersion)))
 	})

@@ -38,6 +38,9 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) (err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	errs := newErrorRing(log.Handler())
+	log = slog.New(errs)
+	started := time.Now()
 	dir := opt.Mount
 	if dir == "" {
 		dir = cfg.Mount
@@ -68,6 +71,10 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) (err error) {
 	work := worktree.NewSet(r.Index, filepath.Join(cfg.Paths.DataDir, "work"), r.Repo, c, log)
 	root := fs.New(fs.Options{Repo: r.Repo, Objects: c, Work: work, Log: log})
 	r.Work, r.Forget = work, root.Forget
+	r.Status = func() Status {
+		return Status{PID: os.Getpid(), Started: started, Mount: dir, Store: cfg.Store, Remote: cfg.Remote,
+			Cache: c.Stats(), Errors: errs.recent()}
+	}
 
 	ln, err := Listen(cfg.Paths.Socket)
 	if err != nil {

@@ -27,7 +27,9 @@ type Repo struct {
 	// opened for a command that needs it (checkout).
 	Work *worktree.Set
 	// Forget, if set, tells the mount that a working tree changed behind it.
-	Forget  func(dataset string)
+	Forget func(dataset string)
+	// Status, if set, describes the running daemon.
+	Status  func() Status
 	closers []func() error
 }
 

@@ -276,3 +276,48 @@ changes that are in no version unless --force is given.`,
 	cmd.Flags().BoolVar(&force, "force", false, "drop changes that are in no version")
 	return cmd
 }
+
+func statusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the daemon, its mount, store, cache use and recent errors",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			c, err := daemon.Dial(cfg.Paths.Socket)
+			if errors.Is(err, daemon.ErrNoDaemon) {
+				fmt.Fprintf(out, "daemon  not running (start it with mlfs mount DIR)\nstore   %s\n", cfg.Store)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "daemon  pid %d, up %s\n", st.PID, time.Since(st.Started).Round(time.Second))
+			fmt.Fprintf(out, "mount   %s\nstore   %s\n", st.Mount, st.Store)
+			if st.Remote != "" {
+				fmt.Fprintf(out, "remote  %s\n", st.Remote)
+			}
+			cs := st.Cache
+			fmt.Fprintf(out, "cache   %s of %s in %d chunks; %d hits, %d misses, %s fetched, %d evicted, %d found damaged and fetched again\n",
+				humanBytes(cs.Bytes), humanBytes(cs.MaxBytes), cs.Count, cs.Hits, cs.Misses, humanBytes(cs.FetchedBytes), cs.Evictions, cs.Dropped)
+			if len(st.Errors) == 0 {
+				fmt.Fprintln(out, "errors  none")
+				return nil
+			}
+			fmt.Fprintf(out, "errors  %d recent (newest last):\n", len(st.Errors))
+			for _, e := range st.Errors {
+				fmt.Fprintf(out, "  %s  %s\n", e.Time.Format(time.DateTime), e.Message)
+			}
+			return nil
+		},
+	}
+}

@@ -367,3 +367,49 @@ func TestGCKeepsWorkingTree(t *testing.T) {
 		t.Fatalf("fsck: %s", out)
 	}
 }
+
+// A damaged chunk gives EIO, and `mlfs status` says why.
+func TestStatusShowsWhyEIO(t *testing.T) {
+	needFUSE(t)
+	in := newInstance(t, "")
+	mnt := in.mount("")
+	if out := in.ok("status"); !strings.Contains(out, "mount   "+mnt) || !strings.Contains(out, "errors  none") {
+		t.Fatalf("status:\n%s", out)
+	}
+	os.Mkdir(filepath.Join(mnt, "d"), 0o755)
+	writeRandom(t, filepath.Join(mnt, "d/big"), 8<<20)
+	if err := os.Mkdir(filepath.Join(mnt, "d@v1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in.ok("umount", mnt)
+	// Flip a byte in the middle of the pack that holds the file.
+	packs, _ := filepath.Glob(filepath.Join(in.home, "data/mlfs/store/objects/*/*"))
+	damaged := false
+	for _, p := range packs {
+		b, _ := os.ReadFile(p)
+		if len(b) > 4<<20 {
+			b[len(b)/2] ^= 1
+			os.Chmod(p, 0o644)
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			damaged = true
+		}
+	}
+	if !damaged {
+		t.Fatal("no pack holds the file")
+	}
+	os.RemoveAll(filepath.Join(in.home, "cache/mlfs"))
+	in.mount(mnt)
+	if _, err := os.ReadFile(filepath.Join(mnt, "d@v1/big")); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read of a damaged version file: %v, want EIO", err)
+	}
+	out := in.ok("status")
+	if !strings.Contains(out, "returning EIO") || !strings.Contains(out, "corrupt object") {
+		t.Fatalf("status does not say why:\n%s", out)
+	}
+	in.ok("umount", mnt)
+	if out := in.ok("status"); !strings.Contains(out, "not running") {
+		t.Fatalf("status without a daemon:\n%s", out)
+	}
+}
