@@ -611,6 +611,24 @@ func (t *Tree) detach(n *node) {
 	}
 }
 
+// notBelow returns EINVAL if folder p is folder dir or lies below it.
+// t.mu must be held.
+func (t *Tree) notBelow(p, dir uint64) error {
+	for {
+		if p == dir {
+			return syscall.EINVAL
+		}
+		if p == RootIno {
+			return nil
+		}
+		pn, err := t.get(p)
+		if err != nil {
+			return err
+		}
+		p = pn.Parent
+	}
+}
+
 // Rename flags, as renameat2(2).
 const (
 	RenameNoReplace = 1 // RENAME_NOREPLACE
@@ -648,18 +666,8 @@ func (t *Tree) Rename(ctx context.Context, oldParent uint64, oldName string, new
 	}
 	// A folder cannot move into itself or below.
 	if n.Type == object.TypeDir {
-		for p := newParent; ; {
-			if p == ino {
-				return syscall.EINVAL
-			}
-			if p == RootIno {
-				break
-			}
-			pn, err := t.get(p)
-			if err != nil {
-				return err
-			}
-			p = pn.Parent
+		if err := t.notBelow(newParent, ino); err != nil {
+			return err
 		}
 	}
 	b := t.kv.NewBatch()
@@ -674,19 +682,9 @@ func (t *Tree) Rename(ctx context.Context, oldParent uint64, oldName string, new
 		case flags&RenameNoReplace != 0:
 			return syscall.EEXIST
 		case flags&RenameExchange != 0:
-			if v.Type == object.TypeDir {
-				for p := oldParent; ; { // nor may the other one
-					if p == vino {
-						return syscall.EINVAL
-					}
-					if p == RootIno {
-						break
-					}
-					pn, err := t.get(p)
-					if err != nil {
-						return err
-					}
-					p = pn.Parent
+			if v.Type == object.TypeDir { // nor may the other one
+				if err := t.notBelow(oldParent, vino); err != nil {
+					return err
 				}
 			}
 			v.Parent, v.Name = oldParent, oldName

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mlfs/mlfs/config"
 	"github.com/mlfs/mlfs/daemon"
 	"github.com/mlfs/mlfs/repo"
 )
@@ -54,15 +55,8 @@ func mountCmd(g *globals) *cobra.Command {
 		Short: "Start the daemon in the background; return once DIR is mounted",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.config()
+			cfg, dir, err := g.mountpoint(args)
 			if err != nil {
-				return err
-			}
-			dir := cfg.Mount
-			if len(args) == 1 {
-				dir = args[0]
-			}
-			if dir, err = filepath.Abs(dir); err != nil {
 				return err
 			}
 			if ok, _ := daemon.IsMounted(dir); ok {
@@ -157,15 +151,8 @@ func umountCmd(g *globals) *cobra.Command {
 		Short: "Unmount DIR and wait until its daemon has written everything and exited",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.config()
+			cfg, dir, err := g.mountpoint(args)
 			if err != nil {
-				return err
-			}
-			dir := cfg.Mount
-			if len(args) == 1 {
-				dir = args[0]
-			}
-			if dir, err = filepath.Abs(dir); err != nil {
 				return err
 			}
 			if ok, _ := daemon.IsMounted(dir); !ok {
@@ -320,4 +307,19 @@ func statusCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// mountpoint returns the config and the mount point: the argument, else
+// the configured one, made absolute.
+func (g *globals) mountpoint(args []string) (*config.Config, string, error) {
+	cfg, err := g.config()
+	if err != nil {
+		return nil, "", err
+	}
+	dir := cfg.Mount
+	if len(args) == 1 {
+		dir = args[0]
+	}
+	dir, err = filepath.Abs(dir)
+	return cfg, dir, err
 }
