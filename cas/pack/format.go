@@ -15,10 +15,16 @@ import (
 //	         in the order the blobs were written
 //	trailer: count uint32 LE, BLAKE3 of the index [32], magic "MLFSPAK1"
 //
-// The pack's own id is the BLAKE3 of all of it, like any object's, so a
-// whole-pack read is verified by the backend; the index hash lets a reader
-// that fetched only the tail trust the index; each blob is verified against
-// its id when it is read.
+// A pack is named by the BLAKE3 of its trailer (see Name). The trailer
+// holds the hash of the index, and the index the id, offset and length of
+// every blob, which tile the data area exactly: the name commits to every
+// byte of the pack, as a Merkle tree does, without hashing the 16 MiB of
+// blob bytes a second time (each blob was hashed for its own id, and is
+// verified against it whenever it is read). So a pack's name is not the
+// hash of its bytes, and packs are read from the backend by ranges only
+// (GetRange, which does not verify), never by a whole-object Get. Whoever
+// fetches only the tail checks it against the name, then the index against
+// the trailer.
 const (
 	magic       = "MLFSPAK1"
 	entrySize   = cas.IDSize + 8
@@ -89,6 +95,11 @@ func ParseIndex(idx []byte, sum cas.ID, packSize int64) ([]Entry, error) {
 		return nil, fmt.Errorf("%w: %d bytes of data, index covers %d", ErrMalformed, dataEnd, next)
 	}
 	return entries, nil
+}
+
+// Name returns the name of a complete pack: the BLAKE3 of its trailer.
+func Name(pack []byte) cas.ID {
+	return cas.Sum(pack[max(len(pack)-trailerSize, 0):])
 }
 
 // Parse decodes a whole pack: its trailer and index, checked as

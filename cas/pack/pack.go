@@ -195,6 +195,9 @@ func (s *Store) readIndex(ctx context.Context, id cas.ID, size int64) ([]Entry, 
 	if err != nil {
 		return nil, err
 	}
+	if cas.Sum(t) != id {
+		return nil, fmt.Errorf("pack %s: %w: its trailer does not hash to its name", id.Short(), ErrMalformed)
+	}
 	n, sum, err := ParseTrailer(t, size)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", id.Short(), err)
@@ -412,7 +415,7 @@ func (s *Store) write(ctx context.Context, b *building) error {
 			s.mu.Unlock()
 		}()
 		data := appendIndex(b.buf, b.entries)
-		id := cas.Sum(data)
+		id := Name(data)
 		// Not the caller's context: the caller's Put has returned and a
 		// later Flush waits for this write.
 		if err := s.be.Put(context.Background(), id, data); err != nil {

@@ -174,11 +174,18 @@ func realPacks(f *testing.F) [][]byte {
 	}
 	s.Flush(bg)
 	var packs [][]byte
-	be.List(bg, func(id cas.ID, _ int64) error {
-		b, err := be.Get(bg, id)
+	err = be.List(bg, func(id cas.ID, _ int64) error {
+		// Packs are named by their trailer's hash, so read them by range.
+		b, err := be.GetRange(bg, id, 0, -1)
+		if err == nil && pack.Name(b) != id {
+			err = fmt.Errorf("pack %s is not named by its trailer", id.Short())
+		}
 		packs = append(packs, b)
 		return err
 	})
+	if err != nil || len(packs) < 2 {
+		f.Fatalf("real packs: %d, %v", len(packs), err)
+	}
 	return packs
 }
 
@@ -321,5 +328,29 @@ func TestCanceledPutKeepsStoreUsable(t *testing.T) {
 		if _, err := fresh.Get(bg, cas.Sum(d)); err != nil {
 			t.Fatalf("blob lost: %v", err)
 		}
+	}
+}
+
+// A pack is found only under its own name: bytes stored under another
+// name (a swapped or renamed file) are not taken for blobs.
+func TestPackNamedByTrailer(t *testing.T) {
+	be := mem.New()
+	s := newPack(t, be, 1<<10)
+	d := bytes.Repeat([]byte("z"), 3000)
+	s.Put(bg, cas.Sum(d), d)
+	if err := s.Flush(bg); err != nil {
+		t.Fatal(err)
+	}
+	var name cas.ID
+	be.List(bg, func(id cas.ID, _ int64) error { name = id; return nil })
+	raw, err := be.GetRange(bg, name, 0, -1)
+	if err != nil || pack.Name(raw) != name {
+		t.Fatalf("pack not named by its trailer: %v", err)
+	}
+	other := mem.New()
+	other.Put(bg, cas.Sum([]byte("elsewhere")), raw)
+	fresh := newPack(t, other, 1<<10)
+	if _, err := fresh.Get(bg, cas.Sum(d)); !errors.Is(err, cas.ErrNotFound) {
+		t.Fatalf("a pack under a wrong name served its blob: %v", err)
 	}
 }
