@@ -8,12 +8,12 @@ import (
 	"github.com/mlfs/mlfs/cas"
 )
 
-// Pack format, version 1:
+// Pack format, version 2:
 //
 //	blob bytes, back to back
 //	index:   count × (blob id [32], offset uint32 LE, length uint32 LE),
 //	         in the order the blobs were written
-//	trailer: count uint32 LE, BLAKE3 of the index [32], magic "MLFSPAK1"
+//	trailer: count uint32 LE, BLAKE3 of the index [32], magic "MLFSPAK2"
 //
 // A pack is named by the BLAKE3 of its trailer (see Name). The trailer
 // holds the hash of the index, and the index the id, offset and length of
@@ -26,7 +26,11 @@ import (
 // fetches only the tail checks it against the name, then the index against
 // the trailer.
 const (
-	magic       = "MLFSPAK1"
+	// magic names the format: version 2 packs are named by the hash of
+	// their trailer; version 1 packs (written before) by the hash of all
+	// their bytes, and are still read.
+	magic       = "MLFSPAK2"
+	magicV1     = "MLFSPAK1"
 	entrySize   = cas.IDSize + 8
 	trailerSize = 4 + cas.IDSize + 8 // count, index hash, magic
 	// maxEntries bounds what a trailer may claim before anything is read.
@@ -60,7 +64,7 @@ func appendIndex(b []byte, entries []Entry) []byte {
 // ParseTrailer reads the trailer (the last trailerSize bytes of a pack of
 // packSize bytes) and returns the entry count and the index's hash.
 func ParseTrailer(t []byte, packSize int64) (int, cas.ID, error) {
-	if len(t) != trailerSize || string(t[4+cas.IDSize:]) != magic {
+	if len(t) != trailerSize || string(t[4+cas.IDSize:]) != magic && string(t[4+cas.IDSize:]) != magicV1 {
 		return 0, cas.ID{}, fmt.Errorf("%w: no pack trailer", ErrMalformed)
 	}
 	n := binary.LittleEndian.Uint32(t)
@@ -96,6 +100,10 @@ func ParseIndex(idx []byte, sum cas.ID, packSize int64) ([]Entry, error) {
 	}
 	return entries, nil
 }
+
+// namedByTrailer reports whether trailer t belongs to a pack named by its
+// hash (version 2); version 1 packs are named by the hash of all of them.
+func namedByTrailer(t []byte) bool { return string(t[len(t)-len(magic):]) == magic }
 
 // Name returns the name of a complete pack: the BLAKE3 of its trailer.
 func Name(pack []byte) cas.ID {

@@ -195,7 +195,7 @@ func FuzzParsePack(f *testing.F) {
 	for _, p := range realPacks(f) {
 		f.Add(p)
 	}
-	f.Add([]byte("MLFSPAK1"))
+	f.Add([]byte("MLFSPAK2"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		entries, err := pack.Parse(b)
 		if err != nil {
@@ -352,5 +352,25 @@ func TestPackNamedByTrailer(t *testing.T) {
 	fresh := newPack(t, other, 1<<10)
 	if _, err := fresh.Get(bg, cas.Sum(d)); !errors.Is(err, cas.ErrNotFound) {
 		t.Fatalf("a pack under a wrong name served its blob: %v", err)
+	}
+}
+
+// Packs of format 1, named by the hash of all their bytes, are still read.
+func TestReadsFormat1Packs(t *testing.T) {
+	be := mem.New()
+	s := newPack(t, be, 1<<10)
+	d := bytes.Repeat([]byte("old"), 1000)
+	s.Put(bg, cas.Sum(d), d)
+	s.Flush(bg)
+	var name cas.ID
+	be.List(bg, func(id cas.ID, _ int64) error { name = id; return nil })
+	raw, _ := be.GetRange(bg, name, 0, -1)
+	v1 := append([]byte(nil), raw...)
+	copy(v1[len(v1)-8:], "MLFSPAK1")
+	old := mem.New()
+	old.Put(bg, cas.Sum(v1), v1)
+	fresh := newPack(t, old, 1<<10)
+	if got, err := fresh.Get(bg, cas.Sum(d)); err != nil || !bytes.Equal(got, d) {
+		t.Fatalf("blob of a format 1 pack: %v", err)
 	}
 }
