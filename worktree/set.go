@@ -24,6 +24,10 @@ type Set struct {
 
 	mu    sync.Mutex
 	trees map[string]*Tree
+	// listed is the datasets with a working tree, read from the index once:
+	// listing scans every key of every tree, and only this Set adds trees
+	// to its index while it is open.
+	listed map[string]bool
 }
 
 // NewSet keeps working trees in kv, with file bytes under dataDir/<dataset>.
@@ -64,16 +68,32 @@ func (s *Set) Get(ctx context.Context, dataset string, create bool) (*Tree, erro
 		return nil, err
 	}
 	s.trees[dataset] = t
+	if s.listed != nil {
+		s.listed[dataset] = true
+	}
 	return t, nil
 }
 
 // Names lists the datasets that have a working tree or a version, sorted.
 func (s *Set) Names(ctx context.Context) ([]string, error) {
 	seen := map[string]bool{}
-	wt, err := List(s.kv)
-	if err != nil {
-		return nil, err
+	s.mu.Lock()
+	if s.listed == nil {
+		names, err := List(s.kv)
+		if err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		s.listed = map[string]bool{}
+		for _, n := range names {
+			s.listed[n] = true
+		}
 	}
+	wt := make([]string, 0, len(s.listed))
+	for n := range s.listed {
+		wt = append(wt, n)
+	}
+	s.mu.Unlock()
 	ds, err := s.repo.Datasets(ctx)
 	if err != nil {
 		return nil, err
