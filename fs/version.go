@@ -108,7 +108,6 @@ type versionDir struct {
 
 var (
 	_ gofs.NodeLookuper    = (*versionDir)(nil)
-	_ gofs.NodeReaddirer   = (*versionDir)(nil)
 	_ gofs.NodeGetattrer   = (*versionDir)(nil)
 	_ gofs.NodeGetxattrer  = (*versionDir)(nil)
 	_ gofs.NodeListxattrer = (*versionDir)(nil)
@@ -157,20 +156,6 @@ func (d *versionDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 	out.SetEntryTimeout(immutable)
 	out.SetAttrTimeout(immutable)
 	return d.sys.newVersionNode(ctx, d.EmbeddedInode(), e, ino), 0
-}
-
-func (d *versionDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	t, errno := d.load(ctx)
-	if errno != 0 {
-		return nil, errno
-	}
-	list := make([]fuse.DirEntry, len(t.Entries))
-	self := d.StableAttr().Ino
-	for i := range t.Entries {
-		e := &t.Entries[i]
-		list[i] = fuse.DirEntry{Name: e.Name, Mode: stableMode(e.Type), Ino: childIno(self, e.Name)}
-	}
-	return gofs.NewListDirStream(list), 0
 }
 
 func (d *versionDir) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
