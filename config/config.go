@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -34,6 +35,9 @@ type Config struct {
 	// CacheSize bounds the local chunk cache ("20GiB", "10%"); empty for
 	// the default.
 	CacheSize string `toml:"cache_size,omitempty"`
+	// RunsKilledAfter is how long a running run may have no writer before
+	// it is marked killed ("10m", the default; Go duration syntax).
+	RunsKilledAfter string `toml:"runs_killed_after,omitempty"`
 
 	// Paths derived from the environment; not read from the file.
 	Paths Paths `toml:"-"`
@@ -108,6 +112,7 @@ func Load(env Env) (*Config, error) {
 	c.Paths = paths
 	for name, field := range map[string]*string{
 		"MLFS_STORE": &c.Store, "MLFS_REMOTE": &c.Remote, "MLFS_MOUNT": &c.Mount, "MLFS_CACHE_SIZE": &c.CacheSize,
+		"MLFS_RUNS_KILLED_AFTER": &c.RunsKilledAfter,
 	} {
 		if v := env(name); v != "" {
 			*field = v
@@ -134,7 +139,7 @@ func Parse(b []byte, c *Config) error {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return fmt.Errorf("unknown setting %s (known: store, remote, mount, cache_size)", strings.Join(keys, ", "))
+		return fmt.Errorf("unknown setting %s (known: store, remote, mount, cache_size, runs_killed_after)", strings.Join(keys, ", "))
 	}
 	return nil
 }
@@ -154,7 +159,22 @@ func (c *Config) Check() error {
 			return fmt.Errorf("config: cache_size: %w", err)
 		}
 	}
+	if _, err := c.KilledAfter(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// KilledAfter parses RunsKilledAfter (0 for the default).
+func (c *Config) KilledAfter() (time.Duration, error) {
+	if c.RunsKilledAfter == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(c.RunsKilledAfter)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("config: runs_killed_after %q: want a positive duration such as 10m or 30s", c.RunsKilledAfter)
+	}
+	return d, nil
 }
 
 // CheckRemote validates a remote URL. Remote stores are not built yet, so

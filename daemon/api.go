@@ -55,6 +55,7 @@ import (
 
 	"github.com/mlfs/mlfs/cas"
 	"github.com/mlfs/mlfs/repo"
+	"github.com/mlfs/mlfs/tracking"
 )
 
 // apiVersion is the version of the routes and messages; the prefix of
@@ -72,6 +73,7 @@ const (
 	KindDenied   ErrorKind = "denied"    // the caller may not do this
 	KindNoSpace  ErrorKind = "no_space"  // ENOSPC: the CLI adds advice for it
 	KindCanceled ErrorKind = "canceled"  // the operation was canceled
+	KindBusy     ErrorKind = "busy"      // in use (a run with open files)
 	KindOther    ErrorKind = "other"
 )
 
@@ -97,6 +99,7 @@ func Serve(ctx context.Context, ln net.Listener, r *Repo, log *slog.Logger) erro
 	mux.HandleFunc("POST /v1/version/rm", s.removeVersion)
 	mux.HandleFunc("POST /v1/checkout", s.checkout)
 	mux.HandleFunc("GET /v1/status", s.status)
+	s.runRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		s.fail(w, invalid(fmt.Errorf("no route %s %s; this daemon serves API version %d", req.Method, req.URL.Path, apiVersion)))
 	})
@@ -361,8 +364,11 @@ func kindOf(err error) ErrorKind {
 		return KindDenied
 	case errors.Is(err, cas.ErrExists), errors.Is(err, fs.ErrExist):
 		return KindExists
-	case errors.Is(err, repo.ErrNoVersion), errors.Is(err, cas.ErrNotFound), errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, repo.ErrNoVersion), errors.Is(err, cas.ErrNotFound), errors.Is(err, fs.ErrNotExist),
+		errors.Is(err, tracking.ErrNoRun):
 		return KindNotFound
+	case errors.Is(err, tracking.ErrBusy):
+		return KindBusy
 	}
 	return KindOther
 }
@@ -381,6 +387,8 @@ func statusOf(k ErrorKind) int {
 		return http.StatusInsufficientStorage
 	case KindCanceled:
 		return 499 // as nginx: the client closed the request
+	case KindBusy:
+		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/mlfs/mlfs/cas"
 	"github.com/mlfs/mlfs/cas/object"
 	"github.com/mlfs/mlfs/repo"
+	"github.com/mlfs/mlfs/tracking"
 )
 
 // ErrNoDaemon means no daemon listens on the socket: the file is missing
@@ -43,7 +44,9 @@ func (e *Error) Error() string { return e.Message }
 func (e *Error) Is(target error) bool {
 	switch e.Kind {
 	case KindNotFound:
-		return target == repo.ErrNoVersion || target == cas.ErrNotFound || target == fs.ErrNotExist
+		return target == repo.ErrNoVersion || target == cas.ErrNotFound || target == fs.ErrNotExist || target == tracking.ErrNoRun
+	case KindBusy:
+		return target == tracking.ErrBusy
 	case KindExists:
 		return target == cas.ErrExists || target == fs.ErrExist
 	case KindDenied:

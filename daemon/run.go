@@ -14,6 +14,7 @@ import (
 	"github.com/mlfs/mlfs/cas/cache"
 	"github.com/mlfs/mlfs/config"
 	"github.com/mlfs/mlfs/fs"
+	"github.com/mlfs/mlfs/tracking"
 	"github.com/mlfs/mlfs/worktree"
 )
 
@@ -69,7 +70,21 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) (err error) {
 	}
 	defer c.Close()
 	work := worktree.NewSet(r.Index, filepath.Join(cfg.Paths.DataDir, "work"), r.Repo, c, log)
-	root := fs.New(fs.Options{Repo: r.Repo, Objects: c, Work: work, Log: log})
+	killedAfter, _ := cfg.KilledAfter()
+	runs, err := tracking.Open(ctx, tracking.Options{KV: r.Index, DataDir: RunsDir(cfg), Repo: r.Repo, Objects: c,
+		KilledAfter: killedAfter, Log: log})
+	if err != nil {
+		return err
+	}
+	// After the unmount (deferred later, run earlier): the last writes
+	// are parsed and committed before the index closes.
+	defer func() {
+		if cerr := runs.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close the runs: %w", cerr)
+		}
+	}()
+	r.Runs = tracking.Live{T: runs}
+	root := fs.New(fs.Options{Repo: r.Repo, Objects: c, Work: work, Runs: runs, Log: log})
 	r.Work, r.Forget = work, root.Forget
 	r.Status = func() Status {
 		return Status{PID: os.Getpid(), Started: started, Mount: dir, Store: cfg.Store, Remote: cfg.Remote,

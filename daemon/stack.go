@@ -14,6 +14,7 @@ import (
 	"github.com/mlfs/mlfs/index"
 	"github.com/mlfs/mlfs/index/badgerkv"
 	"github.com/mlfs/mlfs/repo"
+	"github.com/mlfs/mlfs/tracking"
 	"github.com/mlfs/mlfs/worktree"
 )
 
@@ -28,6 +29,8 @@ type Repo struct {
 	Work *worktree.Set
 	// Forget, if set, tells the mount that a working tree changed behind it.
 	Forget func(dataset string)
+	// Runs answers about runs: the daemon's tracker, or the index.
+	Runs tracking.View
 	// Status, if set, describes the running daemon.
 	Status  func() Status
 	closers []func() error
@@ -80,11 +83,16 @@ func OpenRepo(ctx context.Context, cfg *config.Config, withIndex bool, log *slog
 	}
 	r.Repo = repo.New(st, idx, filepath.Join(cfg.Store, "lock"), log)
 	if idx != nil {
-		// gc keeps what working trees still read from the store.
+		// gc keeps what working trees (and run folders, which are
+		// working trees too) still read from the store.
 		r.Repo.AddRoots("working trees", worktree.Roots(idx))
+		r.Runs = &tracking.Offline{KV: idx, DataDir: RunsDir(cfg)}
 	}
 	return r, nil
 }
+
+// RunsDir is where the runs' local file bytes live.
+func RunsDir(cfg *config.Config) string { return filepath.Join(cfg.Paths.DataDir, "runs") }
 
 // Checkout resets a dataset's working tree to a version.
 func (r *Repo) Checkout(ctx context.Context, ref repo.Ref, force bool) (repo.VersionInfo, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/mlfs/mlfs/cas"
 	"github.com/mlfs/mlfs/cas/object"
 	"github.com/mlfs/mlfs/repo"
+	"github.com/mlfs/mlfs/tracking"
 	"github.com/mlfs/mlfs/worktree"
 )
 
@@ -24,6 +25,8 @@ type Options struct {
 	Repo *repo.Repo
 	// Work holds the working trees; nil serves versions only.
 	Work *worktree.Set
+	// Runs keeps the runs under runs/; nil leaves runs/ empty.
+	Runs *tracking.Tracker
 	// Objects serves trees, file objects and chunks, verified (the daemon
 	// passes the disk cache over the store).
 	Objects cas.Getter
@@ -46,6 +49,8 @@ const rootTimeout = time.Second
 type sys struct {
 	repo      *repo.Repo
 	work      *worktree.Set
+	runs      *tracking.Tracker
+	pidRuns   runOfPID
 	objs      cas.Getter
 	log       *slog.Logger
 	readAhead int64
@@ -110,13 +115,17 @@ func New(opt Options) *Root {
 	if opt.Fetchers <= 0 {
 		opt.Fetchers = 8
 	}
-	return &Root{sys: &sys{repo: opt.Repo, work: opt.Work, objs: opt.Objects, log: opt.Log,
+	return &Root{sys: &sys{repo: opt.Repo, work: opt.Work, runs: opt.Runs, objs: opt.Objects, log: opt.Log,
 		readAhead: opt.ReadAhead, fetchers: make(chan struct{}, opt.Fetchers)}}
 }
 
 func (r *Root) OnAdd(ctx context.Context) {
-	runs := r.NewPersistentInode(ctx, &runsDir{}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: childIno(1, "runs")})
+	d := &runsDir{sys: r.sys}
+	runs := r.NewPersistentInode(ctx, d, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: childIno(1, "runs")})
 	r.AddChild("runs", runs, false)
+	if r.sys.runs != nil {
+		r.sys.runs.OnRemove = d.forgetRun
+	}
 }
 
 func (r *Root) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -168,7 +177,7 @@ func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	out.Ino = ino
 	out.SetEntryTimeout(immutable)
 	out.SetAttrTimeout(immutable)
-	return r.sys.newVersionNode(ctx, r.EmbeddedInode(), e, ino), 0
+	return r.sys.newVersionNode(ctx, r.EmbeddedInode(), e, ino, &versionRef{ref: ds + "@" + v.Ref.Version, id: v.ID}), 0
 }
 
 func (r *Root) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
@@ -305,25 +314,6 @@ func (r *Root) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	// notification waits for that lock: send it from outside.
 	go r.NotifyEntry(ds + "@latest")
 	return r.Lookup(ctx, name, out)
-}
-
-// runsDir is where runs will live; empty for now.
-type runsDir struct{ gofs.Inode }
-
-var (
-	_ gofs.NodeReaddirer = (*runsDir)(nil)
-	_ gofs.NodeGetattrer = (*runsDir)(nil)
-)
-
-func (d *runsDir) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = syscall.S_IFDIR | 0o755
-	out.Nlink = 2
-	out.SetTimeout(rootTimeout)
-	return 0
-}
-
-func (d *runsDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	return gofs.NewListDirStream(nil), 0
 }
 
 // Forget drops what the kernel and this filesystem remember of dataset's

@@ -72,15 +72,15 @@ func stableMode(t object.EntryType) uint32 {
 }
 
 // newVersionNode makes the node for entry e, a child of parent.
-func (s *sys) newVersionNode(ctx context.Context, parent *gofs.Inode, e object.Entry, ino uint64) *gofs.Inode {
+func (s *sys) newVersionNode(ctx context.Context, parent *gofs.Inode, e object.Entry, ino uint64, ver *versionRef) *gofs.Inode {
 	var n gofs.InodeEmbedder
 	switch e.Type {
 	case object.TypeDir:
-		n = &versionDir{sys: s, ent: e}
+		n = &versionDir{sys: s, ent: e, ver: ver}
 	case object.TypeSymlink:
 		n = &versionLink{ent: e}
 	default:
-		n = &versionFile{sys: s, ent: e}
+		n = &versionFile{sys: s, ent: e, ver: ver}
 	}
 	return parent.NewInode(ctx, n, gofs.StableAttr{Mode: stableMode(e.Type), Ino: ino})
 }
@@ -101,6 +101,7 @@ type versionDir struct {
 	readOnly
 	sys *sys
 	ent object.Entry // ID is the tree
+	ver *versionRef
 
 	mu   sync.Mutex
 	tree *object.Tree
@@ -155,7 +156,7 @@ func (d *versionDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 	out.Ino = ino
 	out.SetEntryTimeout(immutable)
 	out.SetAttrTimeout(immutable)
-	return d.sys.newVersionNode(ctx, d.EmbeddedInode(), e, ino), 0
+	return d.sys.newVersionNode(ctx, d.EmbeddedInode(), e, ino, d.ver), 0
 }
 
 func (d *versionDir) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -235,6 +236,7 @@ type versionFile struct {
 	readOnly
 	sys *sys
 	ent object.Entry // ID is the file object
+	ver *versionRef  // nil for a working tree's file
 
 	mu   sync.Mutex
 	file *object.File
@@ -301,6 +303,7 @@ func (f *versionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, 
 	if errno := f.load(ctx); errno != 0 {
 		return nil, 0, errno
 	}
+	f.sys.noteRead(ctx, f.ver)
 	return &reader{f: f}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
@@ -455,6 +458,7 @@ func (d *versionDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.File
 	if errno != 0 {
 		return nil, 0, errno
 	}
+	d.sys.noteRead(ctx, d.ver)
 	self := d.StableAttr().Ino
 	list := make([]fuse.DirEntry, len(t.Entries))
 	for i := range t.Entries {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mlfs/mlfs/cas"
 	"github.com/mlfs/mlfs/cas/object"
+	"github.com/mlfs/mlfs/tracking"
 	"github.com/mlfs/mlfs/worktree"
 )
 
@@ -54,6 +56,34 @@ type workNode struct {
 	sys *sys
 	t   *worktree.Tree
 	ino uint64
+	// run is the run whose folder this is, told of every change; nil in
+	// a dataset.
+	run *tracking.Run
+}
+
+// asWorkNode returns the working-tree node of n, also for a run's top.
+func asWorkNode(n gofs.InodeEmbedder) (*workNode, bool) {
+	switch v := n.(type) {
+	case *workNode:
+		return v, true
+	case *runRoot:
+		return &v.workNode, true
+	}
+	return nil, false
+}
+
+// changed tells the run, if any, that names changed.
+func (n *workNode) changed(err error) {
+	if err == nil && n.run != nil {
+		n.run.Changed()
+	}
+}
+
+func callerPID(ctx context.Context) uint32 {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return c.Pid
+	}
+	return 0
 }
 
 var (
@@ -96,7 +126,7 @@ func (n *workNode) child(ctx context.Context, a worktree.Attr, out *fuse.EntryOu
 	out.Ino = ino
 	out.SetEntryTimeout(workTimeout)
 	out.SetAttrTimeout(workTimeout)
-	c := &workNode{sys: n.sys, t: n.t, ino: a.Ino}
+	c := &workNode{sys: n.sys, t: n.t, ino: a.Ino, run: n.run}
 	return n.NewInode(ctx, c, gofs.StableAttr{Mode: stableMode(a.Type), Ino: ino})
 }
 
@@ -151,6 +181,9 @@ func (n *workNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	if err != nil {
 		return n.sys.errno("setattr", err)
 	}
+	if size != nil && n.run != nil {
+		n.run.Truncated(n.ino)
+	}
 	workAttr(a, &out.Attr)
 	out.SetTimeout(workTimeout)
 	return 0
@@ -165,7 +198,11 @@ func (n *workNode) Create(ctx context.Context, name string, flags uint32, mode u
 	if err != nil {
 		return nil, nil, 0, n.sys.errno("open", err)
 	}
-	return n.child(ctx, a, out), &workHandle{h: h}, 0, 0
+	if n.run != nil {
+		n.run.Opened(a.Ino)
+		n.run.Changed()
+	}
+	return n.child(ctx, a, out), &workHandle{h: h, write: true}, 0, 0
 }
 
 func (n *workNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
@@ -173,6 +210,7 @@ func (n *workNode) Mkdir(ctx context.Context, name string, mode uint32, out *fus
 	if err != nil {
 		return nil, n.sys.errno("mkdir", err)
 	}
+	n.changed(nil)
 	return n.child(ctx, a, out), 0
 }
 
@@ -181,6 +219,7 @@ func (n *workNode) Symlink(ctx context.Context, target, name string, out *fuse.E
 	if err != nil {
 		return nil, n.sys.errno("symlink", err)
 	}
+	n.changed(nil)
 	return n.child(ctx, a, out), 0
 }
 
@@ -196,19 +235,28 @@ func (n *workNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *workNode) Unlink(ctx context.Context, name string) syscall.Errno {
-	return n.sys.errno("unlink", n.t.Unlink(ctx, n.ino, name))
+	err := n.t.Unlink(ctx, n.ino, name)
+	n.changed(err)
+	return n.sys.errno("unlink", err)
 }
 
 func (n *workNode) Rmdir(ctx context.Context, name string) syscall.Errno {
-	return n.sys.errno("rmdir", n.t.Rmdir(ctx, n.ino, name))
+	err := n.t.Rmdir(ctx, n.ino, name)
+	n.changed(err)
+	return n.sys.errno("rmdir", err)
 }
 
 func (n *workNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	np, ok := newParent.(*workNode)
+	np, ok := asWorkNode(newParent)
 	if !ok || np.t != n.t {
-		return syscall.EXDEV // across datasets, or into a version
+		return syscall.EXDEV // across datasets or runs, or into a version
 	}
-	return n.sys.errno("rename", n.t.Rename(ctx, n.ino, name, np.ino, newName, flags))
+	if n.run != nil && np.ino == worktree.RootIno && reserved(newName) {
+		return syscall.EPERM
+	}
+	err := n.t.Rename(ctx, n.ino, name, np.ino, newName, flags)
+	n.changed(err)
+	return n.sys.errno("rename", err)
 }
 
 func (n *workNode) Link(context.Context, gofs.InodeEmbedder, string, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
@@ -249,11 +297,20 @@ const accMode = syscall.O_ACCMODE
 
 func (n *workNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	write := flags&accMode != syscall.O_RDONLY
-	h, err := n.t.Open(ctx, n.ino, write, flags&syscall.O_TRUNC != 0)
+	trunc := flags&syscall.O_TRUNC != 0
+	h, err := n.t.Open(ctx, n.ino, write, trunc)
 	if err != nil {
 		return nil, 0, n.sys.errno("open", err)
 	}
-	return &workHandle{h: h}, 0, 0
+	if n.run != nil {
+		if write {
+			n.run.Opened(n.ino)
+		}
+		if trunc {
+			n.run.Truncated(n.ino)
+		}
+	}
+	return &workHandle{h: h, write: write}, 0, 0
 }
 
 func (n *workNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -289,15 +346,27 @@ func (n *workNode) Write(ctx context.Context, fh gofs.FileHandle, data []byte, o
 		return 0, syscall.EBADF
 	}
 	k, err := wh.h.WriteAt(data, off)
+	if k > 0 && n.run != nil {
+		wh.wrote.Store(true)
+		n.run.Wrote(n.ino, off, k, callerPID(ctx))
+	}
 	if err != nil {
 		return uint32(k), n.sys.errno("write", err)
 	}
 	return uint32(k), 0
 }
 
-// Flush has nothing to do: every write is in the data file when it
-// returns, so a close after a kill of the daemon loses nothing.
-func (n *workNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno { return 0 }
+// Flush, at each close, makes what a handle wrote into a run durable:
+// points and artifacts are stored once close returns. In a dataset every
+// write is in the data file when it returns, so a close after a kill of
+// the daemon loses nothing, and durability waits for the snapshot.
+func (n *workNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
+	wh, ok := fh.(*workHandle)
+	if !ok || n.run == nil || !wh.wrote.Load() {
+		return 0
+	}
+	return n.sys.errno("fsync", wh.h.Sync())
+}
 
 func (n *workNode) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) syscall.Errno {
 	wh, ok := fh.(*workHandle)
@@ -312,12 +381,18 @@ func (n *workNode) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errn
 	if !ok {
 		return 0
 	}
-	return n.sys.errno("release", wh.h.Close())
+	err := wh.h.Close()
+	if n.run != nil && wh.write {
+		n.run.Closed(n.ino, wh.wrote.Load())
+	}
+	return n.sys.errno("release", err)
 }
 
 // workHandle is an open file of a working tree.
 type workHandle struct {
-	h *worktree.Handle
+	h     *worktree.Handle
+	write bool
+	wrote atomic.Bool // some write went through this handle
 
 	mu sync.Mutex
 	// rd reads the file's content in the store while it is unchanged.

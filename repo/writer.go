@@ -83,6 +83,16 @@ func (w *Writer) Commit(ref Ref, tree, parent cas.ID, message string) (VersionIn
 	return vi, err
 }
 
+// Flush makes the objects stored so far durable in the store, for callers
+// that keep their ids without a version naming them (a run's artifacts,
+// kept by a working tree).
+func (w *Writer) Flush(ctx context.Context) error {
+	if f, ok := w.a.r.store.(interface{ Flush(context.Context) error }); ok {
+		return f.Flush(ctx)
+	}
+	return nil
+}
+
 // Close releases the lock. Objects stored without a Commit are left for gc.
 func (w *Writer) Close() {
 	if w.unlock != nil {

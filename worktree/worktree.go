@@ -122,14 +122,16 @@ func Exists(kv index.KV, dataset string) bool {
 	return err == nil
 }
 
-// List returns the datasets that have a working tree in kv, sorted.
+// List returns the datasets that have a working tree in kv, sorted. Trees
+// whose name holds a ':' are not datasets' (run folders are trees named
+// "run:<id>") and are left out.
 func List(kv index.KV) ([]string, error) {
 	var out []string
 	err := kv.Scan([]byte("wt/"), func(k, _ []byte) error {
 		// A dataset name has no '/'; a node's or child's key may end in
 		// "/meta" (a child named meta of folder 0x2f), so match the whole.
 		ds, rest, ok := strings.Cut(string(k[len("wt/"):]), "/")
-		if ok && rest == "meta" {
+		if ok && rest == "meta" && !strings.Contains(ds, ":") {
 			out = append(out, ds)
 		}
 		return nil

@@ -1,0 +1,521 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mlfs/mlfs/daemon"
+	"github.com/mlfs/mlfs/tracking"
+	"github.com/mlfs/mlfs/tracking/query"
+)
+
+// openRuns returns the runs of the running daemon, or of the index when
+// no daemon runs.
+func (g *globals) openRuns(ctx context.Context) (tracking.View, func() error, error) {
+	cfg, err := g.config()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := daemon.Dial(cfg.Paths.Socket)
+	switch {
+	case err == nil:
+		return c, c.Close, nil
+	case !errors.Is(err, daemon.ErrNoDaemon):
+		return nil, nil, err
+	}
+	r, err := daemon.OpenRepo(ctx, cfg, true, g.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.Runs == nil {
+		r.Close()
+		return nil, nil, fmt.Errorf("the index %s is held by another mlfs process", cfg.Paths.IndexDir)
+	}
+	return r.Runs, r.Close, nil
+}
+
+func runsCmd(g *globals) *cobra.Command {
+	var filter, sortBy, columns string
+	var asJSON bool
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "runs",
+		Short: "List runs: filter, sort, show, compare, remove",
+		Long: `List the runs, newest first.
+
+  --filter takes MLflow's search grammar: clauses joined by "and", each
+  FIELD OP VALUE, where FIELD is metrics.KEY (the last value), params.KEY,
+  tags.KEY or an attribute (status, experiment, start_time, end_time,
+  duration, user, host, dataset, id), and OP one of = != < <= > >= LIKE
+  ILIKE IN. Strings are quoted: params.model = 'svm'.
+  --sort takes "FIELD [asc|desc]", several separated by commas.`,
+		Example: `  mlfs runs --filter "metrics.accuracy > 0.9 and params.model = 'svm'" --sort "metrics.accuracy desc"
+  mlfs runs --filter "tags.experiment = 'iris' and status = 'finished'" --columns params.C,metrics.accuracy
+  mlfs runs show r1
+  mlfs runs compare r1 r2`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, closeFn, err := g.openRuns(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			var cols []query.Field
+			if columns != "" {
+				for _, c := range strings.Split(columns, ",") {
+					f, err := query.ParseField(strings.TrimSpace(c))
+					if err != nil {
+						return fmt.Errorf("--columns: %w", err)
+					}
+					if f.Kind == query.Attr {
+						if err := tracking.CheckAttribute(f.Key); err != nil {
+							return fmt.Errorf("--columns: %w", err)
+						}
+					}
+					cols = append(cols, f)
+				}
+			}
+			if asJSON && !cmd.Flags().Changed("limit") {
+				limit = 0
+			}
+			res, err := v.Search(cmd.Context(), tracking.SearchRequest{Filter: filter, Sort: sortBy, Limit: limit})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSONOut(out, res.Runs)
+			}
+			if res.Total == 0 {
+				if filter != "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), "no run matches the filter")
+				} else {
+					fmt.Fprintln(cmd.ErrOrStderr(), "no runs yet (start one with mkdir <mount>/runs/<id>)")
+				}
+				return nil
+			}
+			if cols == nil {
+				cols = defaultColumns(res.Runs, filter, sortBy)
+			}
+			if err := runsTable(out, res.Runs, cols); err != nil {
+				return err
+			}
+			if len(res.Runs) < res.Total {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%d of %d runs shown (--limit 0 shows all)\n", len(res.Runs), res.Total)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&filter, "filter", "", "only runs matching this expression (MLflow search grammar)")
+	cmd.Flags().StringVar(&sortBy, "sort", "", `order, e.g. "metrics.accuracy desc" (default: newest first)`)
+	cmd.Flags().StringVar(&columns, "columns", "", "comma-separated fields to show after the run's attributes")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the runs as JSON (all of them unless --limit is given)")
+	cmd.Flags().IntVar(&limit, "limit", 100, "show at most this many runs (0: all)")
+	cmd.AddCommand(runsShowCmd(g), runsCompareCmd(g), runsRmCmd(g))
+	return cmd
+}
+
+func writeJSONOut(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// defaultColumns shows the fields of the filter and sort, then the
+// metrics and params the shown runs have (a few of each).
+func defaultColumns(runs []*tracking.Info, filter, sortBy string) []query.Field {
+	var cols []query.Field
+	seen := map[query.Field]bool{}
+	addCol := func(f query.Field) {
+		if !seen[f] && f.Kind != query.Attr {
+			seen[f] = true
+			cols = append(cols, f)
+		}
+	}
+	if orders, err := query.ParseOrder(sortBy); err == nil {
+		for _, o := range orders {
+			addCol(o.Field)
+		}
+	}
+	if f, err := query.ParseFilter(filter); err == nil {
+		for _, fl := range f.Fields() {
+			addCol(fl)
+		}
+	}
+	var metrics, params []string
+	ms, ps := map[string]bool{}, map[string]bool{}
+	for _, r := range runs {
+		for k := range r.Metrics {
+			if !ms[k] {
+				ms[k] = true
+				metrics = append(metrics, k)
+			}
+		}
+		for k := range r.Params {
+			if !ps[k] {
+				ps[k] = true
+				params = append(params, k)
+			}
+		}
+	}
+	sort.Strings(metrics)
+	sort.Strings(params)
+	for i, k := range params {
+		if i == 6 {
+			break
+		}
+		addCol(query.Field{Kind: query.Param, Key: k})
+	}
+	for i, k := range metrics {
+		if i == 8 {
+			break
+		}
+		addCol(query.Field{Kind: query.Metric, Key: k})
+	}
+	return cols
+}
+
+func runsTable(out io.Writer, runs []*tracking.Info, cols []query.Field) error {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	head := []string{"RUN", "EXPERIMENT", "STATUS", "STARTED", "DURATION", "DATASETS"}
+	for _, c := range cols {
+		head = append(head, c.String())
+	}
+	fmt.Fprintln(w, strings.Join(head, "\t"))
+	now := time.Now().UnixMilli()
+	for _, r := range runs {
+		row := []string{r.ID, r.Experiment, r.Status, time.UnixMilli(r.Start).Format("2006-01-02 15:04:05"),
+			humanDuration(r.Duration(now)), datasets(r)}
+		for _, c := range cols {
+			row = append(row, cell(r, c))
+		}
+		fmt.Fprintln(w, strings.Join(row, "\t"))
+	}
+	return w.Flush()
+}
+
+func datasets(r *tracking.Info) string {
+	if len(r.Datasets) == 0 {
+		return "-"
+	}
+	refs := make([]string, len(r.Datasets))
+	for i, d := range r.Datasets {
+		refs[i] = d.Ref
+	}
+	return strings.Join(refs, ",")
+}
+
+func cell(r *tracking.Info, f query.Field) string {
+	v, ok := r.Lookup(f)
+	if !ok {
+		return "-"
+	}
+	if f.Kind == query.Attr && (strings.HasSuffix(f.Key, "time") || f.Key == "start" || f.Key == "end") {
+		return time.UnixMilli(int64(v.Num)).Format("2006-01-02 15:04:05")
+	}
+	if v.IsNum {
+		return formatNum(v.Num)
+	}
+	return printable(v.Str)
+}
+
+func formatNum(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "nan"
+	case math.IsInf(v, 1):
+		return "inf"
+	case math.IsInf(v, -1):
+		return "-inf"
+	case v == math.Trunc(v) && math.Abs(v) < 1e15:
+		return strconv.FormatInt(int64(v), 10)
+	}
+	return strconv.FormatFloat(v, 'g', 6, 64)
+}
+
+// printable keeps control characters of values out of the terminal.
+func printable(s string) string {
+	if len(s) > 40 {
+		s = s[:37] + "..."
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func humanDuration(ms int64) string {
+	d := time.Duration(ms) * time.Millisecond
+	switch {
+	case d < time.Second:
+		return d.String()
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Minute).String()
+}
+
+func runsShowCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	var metric string
+	var points int
+	cmd := &cobra.Command{
+		Use:   "show RUN",
+		Short: "Show one run: params, tags, metrics, datasets read, artifacts, rejected lines",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, closeFn, err := g.openRuns(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			out := cmd.OutOrStdout()
+			if metric != "" {
+				bs, err := v.History(cmd.Context(), args[0], metric, points)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSONOut(out, bs)
+				}
+				w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(w, "STEPS\tPOINTS\tMIN\tMAX\tLAST")
+				for _, b := range bs {
+					steps := strconv.FormatInt(b.FirstStep, 10)
+					if b.LastStep != b.FirstStep {
+						steps += "-" + strconv.FormatInt(b.LastStep, 10)
+					}
+					fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", steps, b.Count, formatNum(float64(b.Min)), formatNum(float64(b.Max)), formatNum(float64(b.Last)))
+				}
+				return w.Flush()
+			}
+			d, err := v.Show(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSONOut(out, d)
+			}
+			return showRun(out, d)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	cmd.Flags().StringVar(&metric, "metric", "", "print this metric's history instead, downsampled (min/max per bucket)")
+	cmd.Flags().IntVar(&points, "points", 50, "with --metric: at most this many buckets")
+	return cmd
+}
+
+func showRun(out io.Writer, d *tracking.Detail) error {
+	r := d.Info
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "run\t%s\n", r.ID)
+	fmt.Fprintf(w, "experiment\t%s\n", r.Experiment)
+	fmt.Fprintf(w, "status\t%s\n", r.Status)
+	fmt.Fprintf(w, "started\t%s\n", time.UnixMilli(r.Start).Format(time.RFC3339))
+	if r.End != 0 {
+		fmt.Fprintf(w, "ended\t%s (%s)\n", time.UnixMilli(r.End).Format(time.RFC3339), humanDuration(r.End-r.Start))
+	}
+	fmt.Fprintf(w, "by\t%s@%s\n", r.User, r.Host)
+	w.Flush()
+	fmt.Fprintln(out, "\ndatasets read:")
+	if len(r.Datasets) == 0 {
+		fmt.Fprintln(out, "  (none recorded; set MLFS_RUN=<run> in the training program's environment)")
+	}
+	for _, ds := range r.Datasets {
+		fmt.Fprintf(out, "  %s  (%s)\n", ds.Ref, shortID(ds.ID))
+	}
+	printMap(out, "params", r.Params)
+	printMap(out, "tags", r.Tags)
+	fmt.Fprintln(out, "\nmetrics:")
+	if len(r.Metrics) == 0 {
+		fmt.Fprintln(out, "  (none)")
+	} else {
+		w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "  METRIC\tLAST\tMIN\tMAX\tPOINTS\tLAST STEP")
+		for _, k := range sortedKeys(r.Metrics) {
+			m := r.Metrics[k]
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%d\t%d\n", printable(k), formatNum(float64(m.Last)), formatNum(float64(m.Min)),
+				formatNum(float64(m.Max)), m.Count, m.LastStep)
+		}
+		w.Flush()
+	}
+	fmt.Fprintln(out, "\nartifacts:")
+	if len(d.Artifacts) == 0 {
+		fmt.Fprintln(out, "  (none)")
+	}
+	for _, a := range d.Artifacts {
+		id := "(being written)"
+		if a.ID != "" {
+			id = shortID(a.ID)
+		}
+		fmt.Fprintf(out, "  %s  %s  %s\n", printable(a.Path), humanBytes(a.Size), id)
+	}
+	if r.Errors > 0 {
+		fmt.Fprintf(out, "\nrejected lines (%d):\n", r.Errors)
+		for _, e := range d.Errors {
+			fmt.Fprintf(out, "  %s\n", printable(e.String()))
+		}
+	}
+	return nil
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func printMap(out io.Writer, title string, m map[string]string) {
+	fmt.Fprintf(out, "\n%s:\n", title)
+	if len(m) == 0 {
+		fmt.Fprintln(out, "  (none)")
+		return
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, k := range sortedKeys(m) {
+		fmt.Fprintf(w, "  %s\t%s\n", printable(k), printable(m[k]))
+	}
+	w.Flush()
+}
+
+func runsCompareCmd(g *globals) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "compare RUN RUN...",
+		Short: "Compare runs: the params that differ, and every metric side by side",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, closeFn, err := g.openRuns(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			var runs []*tracking.Info
+			for _, id := range args {
+				d, err := v.Show(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				runs = append(runs, d.Info)
+			}
+			return compareTable(cmd.OutOrStdout(), runs, all)
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "show the params that are equal too")
+	return cmd
+}
+
+func compareTable(out io.Writer, runs []*tracking.Info, all bool) error {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	head := []string{""}
+	for _, r := range runs {
+		head = append(head, r.ID)
+	}
+	fmt.Fprintln(w, strings.Join(head, "\t"))
+	row := func(name string, val func(*tracking.Info) string) {
+		cells := []string{name}
+		for _, r := range runs {
+			cells = append(cells, val(r))
+		}
+		fmt.Fprintln(w, strings.Join(cells, "\t"))
+	}
+	row("status", func(r *tracking.Info) string { return r.Status })
+	row("experiment", func(r *tracking.Info) string { return r.Experiment })
+	row("datasets", datasets)
+	keys := map[string]bool{}
+	for _, r := range runs {
+		for k := range r.Params {
+			keys[k] = true
+		}
+	}
+	same := 0
+	for _, k := range sortedKeys(keys) {
+		vals := map[string]bool{}
+		for _, r := range runs {
+			v, ok := r.Params[k]
+			if !ok {
+				v = "\x00missing"
+			}
+			vals[v] = true
+		}
+		if len(vals) == 1 && !all {
+			same++
+			continue
+		}
+		row("params."+printable(k), func(r *tracking.Info) string {
+			if v, ok := r.Params[k]; ok {
+				return printable(v)
+			}
+			return "-"
+		})
+	}
+	mkeys := map[string]bool{}
+	for _, r := range runs {
+		for k := range r.Metrics {
+			mkeys[k] = true
+		}
+	}
+	for _, k := range sortedKeys(mkeys) {
+		row("metrics."+printable(k), func(r *tracking.Info) string {
+			if m, ok := r.Metrics[k]; ok {
+				return formatNum(float64(m.Last))
+			}
+			return "-"
+		})
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if same > 0 {
+		fmt.Fprintf(out, "(%d params equal in every run not shown; --all shows them)\n", same)
+	}
+	return nil
+}
+
+func runsRmCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "rm RUN...",
+		Short: "Remove runs: their records, points and files (artifacts stay in the store until gc)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, closeFn, err := g.openRuns(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			for _, id := range args {
+				if err := v.RemoveRun(cmd.Context(), id, force); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "removed run %s\n", id)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "remove even while its files are open for writing")
+	return cmd
+}

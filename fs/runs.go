@@ -1,0 +1,415 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/mlfs/mlfs/cas"
+	"github.com/mlfs/mlfs/tracking"
+	"github.com/mlfs/mlfs/worktree"
+)
+
+// runsDir is /runs: one folder per run. mkdir starts a run.
+type runsDir struct {
+	gofs.Inode
+	sys *sys
+}
+
+var (
+	_ gofs.NodeReaddirer = (*runsDir)(nil)
+	_ gofs.NodeGetattrer = (*runsDir)(nil)
+	_ gofs.NodeLookuper  = (*runsDir)(nil)
+	_ gofs.NodeMkdirer   = (*runsDir)(nil)
+	_ gofs.NodeRmdirer   = (*runsDir)(nil)
+)
+
+func (d *runsDir) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = syscall.S_IFDIR | 0o755
+	out.Nlink = 2
+	out.SetTimeout(rootTimeout)
+	return 0
+}
+
+func (d *runsDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	var list []fuse.DirEntry
+	if d.sys.runs != nil {
+		for _, id := range d.sys.runs.IDs() {
+			list = append(list, fuse.DirEntry{Name: id, Mode: syscall.S_IFDIR, Ino: workIno("run:"+id, worktree.RootIno)})
+		}
+	}
+	return gofs.NewListDirStream(list), 0
+}
+
+func (d *runsDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if d.sys.runs == nil || !d.sys.runs.Has(name) {
+		return nil, syscall.ENOENT
+	}
+	r, err := d.sys.runs.Get(ctx, name)
+	if errors.Is(err, tracking.ErrNoRun) {
+		return nil, syscall.ENOENT
+	}
+	if err != nil {
+		return nil, d.sys.errno("open run", err)
+	}
+	return d.runNode(ctx, r, out)
+}
+
+func (d *runsDir) runNode(ctx context.Context, r *tracking.Run, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	t := r.Tree()
+	a, err := t.GetAttr(worktree.RootIno)
+	if err != nil {
+		return nil, d.sys.errno("getattr", err)
+	}
+	workAttr(a, &out.Attr)
+	ino := workIno(t.Dataset(), worktree.RootIno)
+	out.Ino = ino
+	out.SetEntryTimeout(workTimeout)
+	out.SetAttrTimeout(workTimeout)
+	n := &runRoot{workNode{sys: d.sys, t: t, ino: worktree.RootIno, run: r}}
+	return d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino}), 0
+}
+
+func (d *runsDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if d.sys.runs == nil {
+		return nil, syscall.EROFS
+	}
+	var uid uint32
+	if c, ok := fuse.FromContext(ctx); ok {
+		uid = c.Uid
+	}
+	r, err := d.sys.runs.Create(ctx, name, uid)
+	if err != nil {
+		return nil, d.sys.errno("start run", err)
+	}
+	return d.runNode(ctx, r, out)
+}
+
+// Rmdir is refused: a run is removed with mlfs runs rm.
+func (d *runsDir) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if d.sys.runs == nil || !d.sys.runs.Has(name) {
+		return syscall.ENOENT
+	}
+	return syscall.EPERM
+}
+
+// forgetRun drops what the kernel knows of a removed run.
+func (d *runsDir) forgetRun(id string) {
+	d.RmChild(id)
+	go d.NotifyEntry(id)
+}
+
+// runRoot is the top of a run folder: its working tree plus the files the
+// tracker makes (status, meta.json, summary.json, errors).
+type runRoot struct{ workNode }
+
+func reserved(name string) bool {
+	for _, n := range tracking.Reserved {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *runRoot) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if !reserved(name) {
+		return n.workNode.Lookup(ctx, name, out)
+	}
+	f := &runFile{run: n.run, name: name}
+	f.attr(&out.Attr)
+	out.Ino = childIno(n.StableAttr().Ino, "\x00"+name)
+	out.SetEntryTimeout(workTimeout)
+	out.SetAttrTimeout(0)
+	return n.NewInode(ctx, f, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: out.Ino}), 0
+}
+
+func (n *runRoot) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	ents, err := n.t.ReadDir(ctx, n.ino)
+	if err != nil {
+		return nil, n.sys.errno("readdir", err)
+	}
+	list := make([]fuse.DirEntry, 0, len(ents)+len(tracking.Reserved))
+	for _, e := range ents {
+		if !reserved(e.Name) {
+			list = append(list, fuse.DirEntry{Name: e.Name, Mode: stableMode(e.Type), Ino: workIno(n.t.Dataset(), e.Ino)})
+		}
+	}
+	for _, name := range tracking.Reserved {
+		list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: childIno(n.StableAttr().Ino, "\x00"+name)})
+	}
+	sortEntries(list)
+	return gofs.NewListDirStream(list), 0
+}
+
+func (n *runRoot) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if reserved(name) {
+		return nil, nil, 0, syscall.EEXIST
+	}
+	return n.workNode.Create(ctx, name, flags, mode, out)
+}
+
+func (n *runRoot) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if reserved(name) {
+		return nil, syscall.EEXIST
+	}
+	return n.workNode.Mkdir(ctx, name, mode, out)
+}
+
+func (n *runRoot) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if reserved(name) {
+		return nil, syscall.EEXIST
+	}
+	return n.workNode.Symlink(ctx, target, name, out)
+}
+
+func (n *runRoot) Unlink(ctx context.Context, name string) syscall.Errno {
+	if reserved(name) {
+		return syscall.EPERM
+	}
+	return n.workNode.Unlink(ctx, name)
+}
+
+func (n *runRoot) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if reserved(name) {
+		return syscall.EPERM
+	}
+	np := newParent
+	if rr, ok := newParent.(*runRoot); ok {
+		if reserved(newName) {
+			return syscall.EPERM
+		}
+		np = &rr.workNode
+	}
+	return n.workNode.Rename(ctx, name, np, newName, flags)
+}
+
+// runFile is one of the files the tracker makes. Reads see the content
+// as it was at open; status also takes writes.
+type runFile struct {
+	gofs.Inode
+	run  *tracking.Run
+	name string
+}
+
+var (
+	_ gofs.NodeGetattrer = (*runFile)(nil)
+	_ gofs.NodeSetattrer = (*runFile)(nil)
+	_ gofs.NodeOpener    = (*runFile)(nil)
+	_ gofs.NodeReader    = (*runFile)(nil)
+	_ gofs.NodeWriter    = (*runFile)(nil)
+	_ gofs.NodeFlusher   = (*runFile)(nil)
+)
+
+func (f *runFile) content() []byte {
+	switch f.name {
+	case "status":
+		return []byte(f.run.Status() + "\n")
+	case "meta.json":
+		return metaJSON(f.run.Info())
+	case "summary.json":
+		return summaryJSON(f.run.Info())
+	default:
+		var b bytes.Buffer
+		for _, e := range f.run.Errors() {
+			b.WriteString(e.String())
+			b.WriteByte('\n')
+		}
+		return b.Bytes()
+	}
+}
+
+func (f *runFile) attr(out *fuse.Attr) {
+	out.Mode = syscall.S_IFREG | 0o444
+	if f.name == "status" {
+		out.Mode = syscall.S_IFREG | 0o644
+	}
+	out.Nlink = 1
+	out.Size = uint64(len(f.content()))
+	in := f.run.Info()
+	t := time.UnixMilli(max(in.LastWrite, in.End, in.Start))
+	out.SetTimes(nil, &t, &t)
+}
+
+func (f *runFile) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	f.attr(&out.Attr)
+	return 0
+}
+
+// Setattr accepts the truncation that comes with "echo x > status".
+func (f *runFile) Setattr(ctx context.Context, _ gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if _, ok := in.GetSize(); ok && f.name != "status" {
+		return syscall.EACCES
+	}
+	f.attr(&out.Attr)
+	return 0
+}
+
+type runFileHandle struct {
+	mu      sync.Mutex
+	data    []byte
+	written []byte
+	wrote   bool
+}
+
+func (f *runFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&accMode != syscall.O_RDONLY && f.name != "status" {
+		return nil, 0, syscall.EACCES
+	}
+	return &runFileHandle{data: f.content()}, fuse.FOPEN_DIRECT_IO, 0
+}
+
+func (f *runFile) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h, ok := fh.(*runFileHandle)
+	if !ok {
+		return nil, syscall.EBADF
+	}
+	if off >= int64(len(h.data)) {
+		return fuse.ReadResultData(nil), 0
+	}
+	return fuse.ReadResultData(h.data[off:min(int64(len(h.data)), off+int64(len(dest)))]), 0
+}
+
+// Write to status sets it: "finished" or "failed" ends the run.
+func (f *runFile) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	h, ok := fh.(*runFileHandle)
+	if !ok || f.name != "status" {
+		return 0, syscall.EBADF
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.written)+len(data) > 64 {
+		return 0, syscall.EINVAL
+	}
+	h.written = append(h.written, data...)
+	if strings.TrimSpace(string(h.written)) == "" {
+		return uint32(len(data)), 0
+	}
+	if err := f.run.SetStatus(ctx, string(h.written)); err != nil {
+		if errors.Is(err, tracking.ErrBadStatus) {
+			h.written = nil
+			return 0, syscall.EINVAL
+		}
+		return 0, syscall.EIO
+	}
+	h.written = nil
+	return uint32(len(data)), 0
+}
+
+func (f *runFile) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno { return 0 }
+
+// metaJSON is a run's meta.json.
+func metaJSON(in *tracking.Info) []byte {
+	type dataset struct {
+		Ref  string `json:"ref"`
+		ID   string `json:"id"`
+		Time string `json:"first_read"`
+	}
+	m := struct {
+		ID         string    `json:"id"`
+		Experiment string    `json:"experiment"`
+		Status     string    `json:"status"`
+		Start      string    `json:"start_time"`
+		End        string    `json:"end_time,omitempty"`
+		Host       string    `json:"host"`
+		User       string    `json:"user"`
+		Datasets   []dataset `json:"datasets"`
+	}{ID: in.ID, Experiment: in.Experiment, Status: in.Status, Start: rfc3339(in.Start), Host: in.Host, User: in.User, Datasets: []dataset{}}
+	if in.End != 0 {
+		m.End = rfc3339(in.End)
+	}
+	for _, d := range in.Datasets {
+		m.Datasets = append(m.Datasets, dataset{Ref: d.Ref, ID: d.ID, Time: rfc3339(d.Time)})
+	}
+	b, _ := json.MarshalIndent(m, "", "  ")
+	return append(b, '\n')
+}
+
+// summaryJSON is a run's summary.json.
+func summaryJSON(in *tracking.Info) []byte {
+	m := struct {
+		Params  map[string]string          `json:"params"`
+		Tags    map[string]string          `json:"tags"`
+		Metrics map[string]tracking.Metric `json:"metrics"`
+	}{in.Params, in.Tags, in.Metrics}
+	b, _ := json.MarshalIndent(m, "", "  ")
+	return append(b, '\n')
+}
+
+func rfc3339(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
+
+// versionRef names the version a node belongs to, for lineage.
+type versionRef struct {
+	ref string // dataset@version
+	id  cas.ID
+}
+
+// runOfPID caches which run each process belongs to, read from its
+// environment ($MLFS_RUN), for a few seconds.
+type runOfPID struct {
+	mu sync.Mutex
+	m  map[uint32]pidRun
+}
+
+type pidRun struct {
+	run     string
+	expires time.Time
+}
+
+const pidCacheTTL = 2 * time.Second
+
+func (c *runOfPID) get(pid uint32) string {
+	now := time.Now()
+	c.mu.Lock()
+	if e, ok := c.m[pid]; ok && now.Before(e.expires) {
+		c.mu.Unlock()
+		return e.run
+	}
+	c.mu.Unlock()
+	run := envRun(pid)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) > 4096 {
+		c.m = map[uint32]pidRun{}
+	}
+	c.m[pid] = pidRun{run, now.Add(pidCacheTTL)}
+	c.mu.Unlock()
+	return run
+}
+
+// envRun returns $MLFS_RUN of process pid, "" if unset or unreadable.
+func envRun(pid uint32) string {
+	env, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/environ")
+	if err != nil {
+		return ""
+	}
+	for _, kv := range bytes.Split(env, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte("MLFS_RUN=")); ok {
+			return string(v)
+		}
+	}
+	return ""
+}
+
+// noteRead records lineage: the run of the calling process read ver.
+func (s *sys) noteRead(ctx context.Context, ver *versionRef) {
+	if ver == nil || s.runs == nil {
+		return
+	}
+	c, ok := fuse.FromContext(ctx)
+	if !ok || c.Pid == 0 {
+		return
+	}
+	if run := s.pidRuns.get(c.Pid); run != "" {
+		s.runs.ReadBy(run, ver.ref, ver.id)
+	}
+}
