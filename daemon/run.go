@@ -147,11 +147,23 @@ func openCache(cfg *config.Config, r *Repo, log *slog.Logger) (*cache.Cache, err
 	return c, nil
 }
 
+// Stale reports whether dir is a mount whose FUSE server is gone. It asks
+// with statfs, which the kernel never answers from its caches (a stat
+// can be answered from cached attributes for a while after the death).
+func Stale(dir string) bool {
+	var st syscall.Statfs_t
+	err := syscall.Statfs(dir, &st)
+	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED)
+}
+
 // prepareMountpoint makes sure dir can be mounted on: it exists, and a
 // stale mount left by a daemon that died ("transport endpoint is not
 // connected") is detached first.
 func prepareMountpoint(dir string, log *slog.Logger) error {
 	_, err := os.Stat(dir)
+	if Stale(dir) {
+		err = syscall.ENOTCONN
+	}
 	switch {
 	case errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED):
 		log.Warn("replacing a stale mount left by a daemon that died", "mount", dir)

@@ -62,7 +62,7 @@ func mountCmd(g *globals) *cobra.Command {
 			if ok, _ := daemon.IsMounted(dir); ok {
 				// A daemon that died leaves its mount behind, answering
 				// ENOTCONN; the new daemon replaces it.
-				if _, err := os.Stat(dir); !errors.Is(err, syscall.ENOTCONN) {
+				if !daemon.Stale(dir) {
 					return fmt.Errorf("mount %s: already mounted (mlfs umount %s first)", dir, dir)
 				}
 			}
