@@ -117,7 +117,9 @@ mkdir -p metrics/train
 echo 0.5 >> metrics/train/acc
 echo 0.75 >> metrics/train/acc
 `)
-	in := info(t, runs, "r1", func(in *tracking.Info) bool { return in.Metrics["loss"].Count == 50 && in.Metrics["train/acc"].Count == 2 })
+	in := info(t, runs, "r1", func(in *tracking.Info) bool {
+		return in.Metrics["loss"].Count == 50 && in.Metrics["train/acc"].Count == 2
+	})
 	if in.Params["lr"] != "0.01" || in.Params["model"] != "svm" || in.Experiment != "iris" || in.Status != "running" {
 		t.Fatalf("record: %+v", in)
 	}

@@ -200,7 +200,7 @@ func FuzzStateUnmarshal(f *testing.F) {
 			t.Fatalf("re-marshal differs")
 		}
 		var s Series
-		err := s.Restore(b, func(int64) ([]byte, error) {
+		err := s.Restore(b, st.Summary.Count, func(int64) ([]byte, error) {
 			return AppendBlock(nil, make([]Point, st.Summary.Count%BlockSize)), nil
 		})
 		if err == nil && s.Len() != st.Summary.Count {

@@ -85,12 +85,13 @@ type Block struct {
 }
 
 // Checkpoint is what a caller writes, in one atomic batch, to persist a
-// Series: every block in Blocks under its number (overwriting), and State.
-// Once written, the caller reports Len to Committed.
+// Series: every block in Blocks under its number (overwriting), and State
+// if present. Once written, the caller reports Len to Committed, and
+// keeps Len where Restore can find it (see Series.Restore).
 type Checkpoint struct {
-	Len    int64   // points covered
+	Len    int64   // points the blocks hold once written
 	Blocks []Block // ascending numbers; only the last may be partial
-	State  []byte  // State encoding
+	State  []byte  // State encoding, if asked for
 }
 
 // Series is one metric series being appended to: its State, plus the
@@ -161,23 +162,33 @@ func (s *Series) AppendState(b []byte) []byte {
 
 // Checkpoint returns what to write to persist every point added so far:
 // the full blocks sealed since the last Committed, then the block being
-// filled if it changed, then the state. The partial block and the state
-// are appended to buf, and the extended buf is returned for reuse once the
-// checkpoint is written. Full blocks' Data is never modified afterwards.
+// filled if it changed; and the state if withState. The partial block
+// and the state are appended to buf, and the extended buf is returned
+// for reuse once the checkpoint is written. Full blocks' Data is never
+// modified afterwards.
 //
-// If nothing was added since the last Committed, Blocks is empty and State
-// is the state already written. A checkpoint not written (a failed batch)
-// costs nothing: the next one covers its points too.
-func (s *Series) Checkpoint(buf []byte) (Checkpoint, []byte) {
+// If nothing was added since the last Committed, Blocks is empty. A
+// checkpoint not written (a failed batch) costs nothing: the next one
+// covers its points too.
+//
+// The state of a long series is some 40 bytes per bucket (about 60 KB
+// with the default target), so a caller may write it less often than the
+// blocks, say every minute and when the series goes idle; Restore then
+// re-adds the points written since from the blocks.
+func (s *Series) Checkpoint(buf []byte, withState bool) (Checkpoint, []byte) {
 	cp := Checkpoint{Len: s.Len()}
 	start := len(buf)
-	buf = s.AppendState(buf)
+	if withState {
+		buf = s.AppendState(buf)
+	}
 	mid := len(buf)
 	partial := len(s.pending) > 0 && s.Len() > s.acked
 	if partial {
 		buf = AppendBlock(buf, s.pending)
 	}
-	cp.State = buf[start:mid:mid]
+	if withState {
+		cp.State = buf[start:mid:mid]
+	}
 	cp.Blocks = make([]Block, 0, len(s.sealed)+1)
 	cp.Blocks = append(cp.Blocks, s.sealed...)
 	if partial {
@@ -214,43 +225,60 @@ func (s *Series) Reset() {
 	s.acked = 0
 }
 
-// Restore replaces s by the series persisted as state (a State encoding
-// from a checkpoint) and its blocks. If the last block is partial, Restore
-// reads it with block(number) and decodes it, so that Add continues in
-// it; a full last block is not read. The restored series counts as
-// committed. Restore checks that the block holds the number of points
-// the state counts and ends with the point the downsample ends with. On
-// error s is unchanged; errors from block are returned wrapped.
-func (s *Series) Restore(state []byte, block func(number int64) ([]byte, error)) error {
-	var st State
-	if err := st.UnmarshalBinary(state); err != nil {
-		return err
+// Restore replaces s by a persisted series: n is the Len of the last
+// checkpoint written, state the State written with it or with an earlier
+// one (empty to rebuild from the blocks alone, keeping s's target), and
+// block reads a stored block by number. Restore reads the blocks holding
+// points from the state's count up to n, adds those points to the state,
+// and keeps the points of a partial last block so that Add continues in
+// it; with a current state it reads only a partial last block. The
+// result is exactly the series that never stopped, counted as committed.
+//
+// n is for the caller to keep, in the same batch as the blocks, or to
+// derive from the highest block number k stored and the length of that
+// block: k*BlockSize + len. Restore checks that each block holds the
+// points n implies and that the state's last point is where the blocks
+// say; on error s is unchanged. Errors from block are returned wrapped.
+func (s *Series) Restore(state []byte, n int64, block func(number int64) ([]byte, error)) error {
+	st := State{Downsample: Downsample{target: s.st.Downsample.target}}
+	if len(state) > 0 {
+		if err := st.UnmarshalBinary(state); err != nil {
+			return err
+		}
 	}
-	n := st.Summary.Count
+	c := st.Summary.Count
+	if n < c {
+		return fmt.Errorf("series: the state holds %d points, more than the %d stored: %w", c, n, ErrMalformed)
+	}
 	var pts []Point
-	if rem := n % BlockSize; rem != 0 {
-		num := BlockNumber(n)
-		data, err := block(num)
+	for k := BlockNumber(c); k*BlockSize < n; k++ {
+		data, err := block(k)
 		if err != nil {
-			return fmt.Errorf("series: reading block %d: %w", num, err)
+			return fmt.Errorf("series: reading block %d: %w", k, err)
 		}
-		pts, err = DecodeBlock(data)
+		pts, err = AppendDecodeBlock(pts[:0], data)
 		if err != nil {
-			return fmt.Errorf("series: block %d: %w", num, err)
+			return fmt.Errorf("series: block %d: %w", k, err)
 		}
-		if int64(len(pts)) != rem {
-			return fmt.Errorf("series: block %d holds %d points, the state says %d: %w", num, len(pts), rem, ErrMalformed)
+		if want := min(BlockSize, n-k*BlockSize); int64(len(pts)) != want {
+			return fmt.Errorf("series: block %d holds %d points, want %d: %w", k, len(pts), want, ErrMalformed)
 		}
-		p := pts[len(pts)-1]
-		b := st.Downsample.buckets[len(st.Downsample.buckets)-1]
-		if p.Step != b.LastStep || p.Time != b.LastTime || math.Float64bits(p.Value) != math.Float64bits(b.Last) {
-			return fmt.Errorf("series: block %d does not end with the state's last point: %w", num, ErrMalformed)
+		from := max(c-k*BlockSize, 0)
+		if from > 0 {
+			p := pts[from-1]
+			b := st.Downsample.buckets[len(st.Downsample.buckets)-1]
+			if p.Step != b.LastStep || p.Time != b.LastTime || math.Float64bits(p.Value) != math.Float64bits(b.Last) {
+				return fmt.Errorf("series: block %d does not hold the state's last point: %w", k, ErrMalformed)
+			}
+		}
+		for _, p := range pts[from:] {
+			st.Add(p)
 		}
 	}
 	s.Reset()
 	s.st = st
-	if pts != nil {
-		s.pending = pts
+	if n%BlockSize != 0 {
+		s.pending = append(s.pending, pts...)
 	}
 	s.acked = n
 	return nil

@@ -14,13 +14,17 @@ import (
 type store struct {
 	blocks map[int64][]byte
 	state  []byte
+	n      int64 // Len of the last checkpoint written
 }
 
 func (st *store) write(cp Checkpoint) {
 	for _, b := range cp.Blocks {
 		st.blocks[b.Number] = append([]byte(nil), b.Data...)
 	}
-	st.state = append([]byte(nil), cp.State...)
+	if cp.State != nil {
+		st.state = append([]byte(nil), cp.State...)
+	}
+	st.n = cp.Len
 }
 
 func (st *store) read(n int64) ([]byte, error) {
@@ -47,30 +51,33 @@ func refState(t *testing.T, target int, ps []Point) []byte {
 }
 
 // TestSeriesCrashRecovery plays the daemon: it adds points, checkpoints
-// now and then (some batches fail and are not written), crashes at random
-// and restores from what was written, re-adding the points after the last
-// written checkpoint. The store must end up holding every point in its
-// blocks and the same state as a series that never stopped.
+// now and then (some batches fail and are not written, some leave the
+// state out), crashes at random and restores from what was written,
+// re-adding the points after the last checkpoint written. The store must
+// end up holding every point in its blocks and the same state as a
+// series that never stopped.
 func TestSeriesCrashRecovery(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
-	for iter := range 40 {
+	for iter := range 60 {
 		target := []int{2, 8, 0}[iter%3]
 		n := r.IntN(20 * BlockSize)
 		if iter < 3 {
 			n = []int{0, BlockSize, 2 * BlockSize}[iter]
 		}
+		stateEvery := []int{1, 1, 3, 20}[iter%4]
 		ps := randomPoints(r, n)
 		db := &store{blocks: map[int64][]byte{}}
 		s := NewSeries(target)
-		written := int64(0) // Len of the last checkpoint written
 		var buf []byte
+		commits := 0
 		for i := 0; i < len(ps); {
 			s.Add(ps[i])
 			i++
 			switch r.IntN(300) {
 			case 0, 1, 2: // a commit
 				var cp Checkpoint
-				cp, buf = s.Checkpoint(buf[:0])
+				commits++
+				cp, buf = s.Checkpoint(buf[:0], commits%stateEvery == 0)
 				if cp.Len != int64(i) {
 					t.Fatalf("checkpoint Len %d, want %d", cp.Len, i)
 				}
@@ -79,23 +86,21 @@ func TestSeriesCrashRecovery(t *testing.T) {
 				}
 				db.write(cp)
 				s.Committed(cp.Len)
-				written = cp.Len
 			case 3: // a crash
-				s = new(Series)
-				if db.state != nil {
-					if err := s.Restore(db.state, db.read); err != nil {
-						t.Fatalf("iteration %d, restore at %d: %v", iter, written, err)
-					}
-				} else if target != 0 {
-					s = NewSeries(target)
+				s = NewSeries(target)
+				if err := s.Restore(db.state, db.n, db.read); err != nil {
+					t.Fatalf("iteration %d, restore at %d: %v", iter, db.n, err)
 				}
-				if s.Len() != written {
-					t.Fatalf("restored Len %d, want %d", s.Len(), written)
+				if s.Len() != db.n {
+					t.Fatalf("restored Len %d, want %d", s.Len(), db.n)
 				}
-				i = int(written)
+				if !bytes.Equal(s.AppendState(nil), refState(t, target, ps[:db.n])) {
+					t.Fatalf("iteration %d: restored state differs", iter)
+				}
+				i = int(db.n)
 			}
 		}
-		cp, _ := s.Checkpoint(nil)
+		cp, _ := s.Checkpoint(nil, true)
 		db.write(cp)
 		s.Committed(cp.Len)
 
@@ -132,19 +137,27 @@ func TestSeriesCrashRecovery(t *testing.T) {
 		if !samePoints(s.Pending(), ps[n/BlockSize*BlockSize:]) {
 			t.Fatalf("Pending differs")
 		}
+		// Rebuilding from the blocks alone gives the same state.
+		rebuilt := NewSeries(target)
+		if err := rebuilt.Restore(nil, db.n, db.read); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(rebuilt.AppendState(nil), db.state) {
+			t.Fatalf("iteration %d: rebuilt state differs", iter)
+		}
 	}
 }
 
 func TestSeriesCheckpoint(t *testing.T) {
 	var s Series
-	cp, _ := s.Checkpoint(nil)
+	cp, _ := s.Checkpoint(nil, true)
 	if cp.Len != 0 || len(cp.Blocks) != 0 {
 		t.Fatalf("empty: %+v", cp)
 	}
 	for i := range BlockSize + 10 {
 		s.Add(Point{Step: int64(i), Value: 1, Time: int64(i)})
 	}
-	cp, buf := s.Checkpoint(nil)
+	cp, buf := s.Checkpoint(nil, true)
 	if len(cp.Blocks) != 2 || cp.Blocks[0].Number != 0 || cp.Blocks[1].Number != 1 {
 		t.Fatalf("blocks %+v", cp.Blocks)
 	}
@@ -156,7 +169,7 @@ func TestSeriesCheckpoint(t *testing.T) {
 	}
 	s.Committed(cp.Len)
 	// Nothing new: no blocks.
-	cp2, _ := s.Checkpoint(buf[:0])
+	cp2, _ := s.Checkpoint(buf[:0], true)
 	if len(cp2.Blocks) != 0 || cp2.Len != cp.Len {
 		t.Fatalf("unchanged: %+v", cp2.Blocks)
 	}
@@ -167,17 +180,17 @@ func TestSeriesCheckpoint(t *testing.T) {
 	if len(s.Pending()) != 0 || s.Blocks() != 2 {
 		t.Fatalf("pending %d, blocks %d", len(s.Pending()), s.Blocks())
 	}
-	cp3, _ := s.Checkpoint(nil)
+	cp3, _ := s.Checkpoint(nil, true)
 	if len(cp3.Blocks) != 1 || cp3.Blocks[0].Number != 1 {
 		t.Fatalf("blocks %+v", cp3.Blocks)
 	}
 	// An older report does not forget newer blocks.
 	s.Committed(cp.Len)
-	if cp4, _ := s.Checkpoint(nil); len(cp4.Blocks) != 1 {
+	if cp4, _ := s.Checkpoint(nil, true); len(cp4.Blocks) != 1 {
 		t.Fatalf("blocks %+v", cp4.Blocks)
 	}
 	s.Committed(cp3.Len)
-	if cp5, _ := s.Checkpoint(nil); len(cp5.Blocks) != 0 {
+	if cp5, _ := s.Checkpoint(nil, true); len(cp5.Blocks) != 0 {
 		t.Fatalf("blocks %+v", cp5.Blocks)
 	}
 	// The sealed block's data outlives Committed.
@@ -191,12 +204,12 @@ func TestSeriesRestoreErrors(t *testing.T) {
 	for i := range BlockSize + 5 {
 		s.Add(Point{Step: int64(i), Value: float64(i), Time: int64(i)})
 	}
-	cp, _ := s.Checkpoint(nil)
+	cp, _ := s.Checkpoint(nil, true)
 	db := &store{blocks: map[int64][]byte{}}
 	db.write(cp)
 
 	var ok Series
-	if err := ok.Restore(db.state, db.read); err != nil {
+	if err := ok.Restore(db.state, db.n, db.read); err != nil {
 		t.Fatal(err)
 	}
 	if ok.Len() != s.Len() || len(ok.Pending()) != 5 {
@@ -212,20 +225,24 @@ func TestSeriesRestoreErrors(t *testing.T) {
 	tests := []struct {
 		name  string
 		state []byte
+		n     int64
 		block func(int64) ([]byte, error)
 		is    error
 	}{
-		{"bad state", db.state[:len(db.state)-1], db.read, ErrMalformed},
-		{"missing block", db.state, func(int64) ([]byte, error) { return nil, errNotFound }, errNotFound},
-		{"bad block", db.state, func(int64) ([]byte, error) { return []byte{1, 1}, nil }, ErrMalformed},
-		{"short block", db.state, func(int64) ([]byte, error) { return otherBlock, nil }, ErrMalformed},
-		{"wrong last point", db.state, func(int64) ([]byte, error) { return shifted, nil }, ErrMalformed},
+		{"bad state", db.state[:len(db.state)-1], db.n, db.read, ErrMalformed},
+		{"state ahead of blocks", db.state, db.n - 1, db.read, ErrMalformed},
+		{"missing block", db.state, db.n, func(int64) ([]byte, error) { return nil, errNotFound }, errNotFound},
+		{"bad block", db.state, db.n, func(int64) ([]byte, error) { return []byte{1, 1}, nil }, ErrMalformed},
+		{"short block", db.state, db.n, func(int64) ([]byte, error) { return otherBlock, nil }, ErrMalformed},
+		{"wrong last point", db.state, db.n, func(int64) ([]byte, error) { return shifted, nil }, ErrMalformed},
+		{"more points than blocks", db.state, db.n + 1, db.read, ErrMalformed},
+		{"later block too short", db.state, db.n + BlockSize, db.read, ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			x := NewSeries(4)
 			x.Add(Point{Step: 99})
-			err := x.Restore(tt.state, tt.block)
+			err := x.Restore(tt.state, tt.n, tt.block)
 			if !errors.Is(err, tt.is) {
 				t.Fatalf("err = %v, want %v", err, tt.is)
 			}
@@ -240,7 +257,7 @@ func TestSeriesRestoreErrors(t *testing.T) {
 		full.Add(Point{Step: int64(i)})
 	}
 	var y Series
-	if err := y.Restore(full.AppendState(nil), func(int64) ([]byte, error) { panic("read") }); err != nil {
+	if err := y.Restore(full.AppendState(nil), BlockSize, func(int64) ([]byte, error) { panic("read") }); err != nil {
 		t.Fatal(err)
 	}
 	if y.Len() != BlockSize || len(y.Pending()) != 0 {
@@ -299,7 +316,7 @@ func TestSeriesReset(t *testing.T) {
 	if s.Len() != 0 || s.Blocks() != 0 || len(s.Pending()) != 0 || s.Points(10) != nil {
 		t.Fatal("not empty after Reset")
 	}
-	if cp, _ := s.Checkpoint(nil); len(cp.Blocks) != 0 {
+	if cp, _ := s.Checkpoint(nil, true); len(cp.Blocks) != 0 {
 		t.Fatal("blocks after Reset")
 	}
 	s.Add(Point{Step: 1, Value: 2})
