@@ -73,7 +73,7 @@ type Run struct {
 	errsDirty bool
 	points    int64 // parsed since the daemon started
 	lastDS    time.Time
-	idleSince time.Time
+	lastEvent time.Time // of the last process
 	removed   bool
 }
 
@@ -165,6 +165,7 @@ func (r *Run) process(ctx context.Context) {
 	if r.removed {
 		return
 	}
+	r.lastEvent = time.Now()
 	r.load(ctx)
 	if lastWrite > r.info.LastWrite {
 		r.info.LastWrite = lastWrite
@@ -417,8 +418,7 @@ func (r *Run) commit(withDS bool) ([]uint64, error) {
 		}
 	}
 	if r.dirty {
-		enc, _ := json.Marshal(&r.info)
-		b.Set(infoKey(r.id), enc)
+		b.Set(infoKey(r.id), encodeInfo(&r.info))
 	}
 	if r.errsDirty {
 		enc, _ := json.Marshal(r.errs)
@@ -436,6 +436,33 @@ func (r *Run) commit(withDS bool) ([]uint64, error) {
 		s.dirty, s.unsynced = false, false
 	}
 	return sync, nil
+}
+
+// idleAfter is how long a run goes without events before its parsers and
+// buffers leave memory (the next write brings them back from the index).
+const idleAfter = 30 * time.Second
+
+// unloadIfIdle drops an idle run's state from memory once it is all in
+// the index, and reports whether it did.
+func (r *Run) unloadIfIdle(now time.Time) bool {
+	r.ev.Lock()
+	busy := r.ev.writers > 0 || len(r.ev.files) > 0 || r.ev.rescan
+	r.ev.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if busy || !r.loaded || now.Sub(r.lastEvent) < idleAfter || r.dirty || r.errsDirty || len(r.drops) > 0 || r.hasDirtySources() {
+		return false
+	}
+	for _, s := range r.sources {
+		for _, b := range s.bufs {
+			if b.dsSaved != b.count {
+				return false // its downsample is not stored yet
+			}
+		}
+	}
+	r.loaded, r.sources, r.byIno, r.errs = false, nil, nil, nil
+	r.kv.Delete(activeKey(r.id))
+	return true
 }
 
 // Info returns a copy of the run's record.

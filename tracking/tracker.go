@@ -342,8 +342,8 @@ func RemoveRecords(kv index.KV, dataDir, id string) error {
 func LoadInfos(kv index.KV) ([]*Info, error) {
 	var out []*Info
 	err := kv.Scan([]byte("tr/r/"), func(k, v []byte) error {
-		in := &Info{}
-		if err := json.Unmarshal(v, in); err != nil {
+		in, err := decodeInfo(v)
+		if err != nil {
 			return fmt.Errorf("run %s: record: %w", k[len("tr/r/"):], err)
 		}
 		out = append(out, in)
@@ -422,19 +422,28 @@ func (t *Tracker) commitAll(withDS bool) {
 		runs = append(runs, r)
 	}
 	t.mu.Unlock()
+	now := time.Now()
 	for _, r := range runs {
 		r.mu.Lock()
+		loaded := r.loaded
 		busy := r.dirty || r.errsDirty || len(r.drops) > 0 || r.hasDirtySources()
+		// An idle run's downsamples are stored before it leaves memory.
+		idle := loaded && now.Sub(r.lastEvent) >= idleAfter
 		r.mu.Unlock()
-		if !busy && !withDS {
+		if !loaded && !busy {
 			continue
 		}
-		sync, err := r.commit(withDS)
-		if err != nil {
-			t.log.Error("commit a run", "run", r.id, "err", err)
-			continue
+		if busy || withDS || idle {
+			sync, err := r.commit(withDS || idle)
+			if err != nil {
+				t.log.Error("commit a run", "run", r.id, "err", err)
+				continue
+			}
+			t.syncFiles(r, sync)
 		}
-		t.syncFiles(r, sync)
+		if idle {
+			r.unloadIfIdle(now)
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package tracking
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -91,8 +90,8 @@ func (o *Offline) info(id string) (*Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &Info{}
-	if err := json.Unmarshal(raw, in); err != nil {
+	in, err := decodeInfo(raw)
+	if err != nil {
 		return nil, fmt.Errorf("run %s: record: %w", id, err)
 	}
 	return in, nil

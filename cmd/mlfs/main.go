@@ -23,8 +23,14 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 func main() {
 	// A soft heap limit keeps big imports within a small, steady footprint:
 	// the Go collector works harder instead of growing. GOMEMLIMIT wins.
+	// The daemon holds every run's record and the state of active runs, so
+	// it gets more room before the collector works hard.
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(160 << 20)
+		limit := int64(160 << 20)
+		if len(os.Args) > 1 && os.Args[1] == "daemon" {
+			limit = 1 << 30
+		}
+		debug.SetMemoryLimit(limit)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -57,6 +57,14 @@ func main() {
 		err = storeRead(args[0], args[1], args[2])
 	case "randread":
 		err = randRead(args[0], int(size(args[1])))
+	case "ingest":
+		err = ingest(args)
+	case "mkruns":
+		prefix := "b"
+		if len(args) > 3 {
+			prefix = args[3]
+		}
+		err = makeRuns(args[0], prefix, int(size(args[1])), int(size(args[2])))
 	default:
 		usage()
 	}
@@ -68,7 +76,8 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage: benchtool csv PATH SIZE | insert IN OUT | mixed DIR SIZE | hash DIR | run CMD... | storebytes STORE
-       | random PATH SIZE | smallfiles DIR FILES FOLDERS | storeread STORE DATASET@VERSION PATH | randread FILE N`)
+       | random PATH SIZE | smallfiles DIR FILES FOLDERS | storeread STORE DATASET@VERSION PATH | randread FILE N
+       | ingest PATH POINTS [SOCKET RUN METRIC] | mkruns RUNSDIR RUNS METRICS [PREFIX]`)
 	os.Exit(2)
 }
 

@@ -18,15 +18,14 @@ type csvHeader struct {
 	keys  []string // metric columns: the key
 
 	pts  []Point // the row's points, stepped once the row is read
-	errs []string
-	cell []byte // scratch for a quoted cell with doubled quotes
+	errs problems
 }
 
 // newHeader works out column roles. It returns the problems with the
 // header, which the caller reports; they are not kept.
-func newHeader(names []string) (*csvHeader, []string) {
+func newHeader(names []string) (*csvHeader, problems) {
 	h := &csvHeader{names: names, roles: make([]uint8, len(names)), keys: make([]string, len(names))}
-	var bad []string
+	var bad problems
 	find := func(name string) int {
 		for i, n := range names {
 			if n == name {
@@ -53,11 +52,15 @@ func newHeader(names []string) (*csvHeader, []string) {
 			h.roles[i] = colIgnored
 		case seen[n]:
 			h.roles[i] = colIgnored
-			bad = append(bad, fmt.Sprintf("column %s: given twice", quote(n)))
+			if bad.room() {
+				bad.add(fmt.Sprintf("header: column %s: given twice", quote(n)))
+			}
 		default:
 			if err := CheckKey(n); err != nil {
 				h.roles[i] = colIgnored
-				bad = append(bad, fmt.Sprintf("column %d: %v", i+1, err))
+				if bad.room() {
+					bad.add(fmt.Sprintf("header: column %d: %v", i+1, err))
+				}
 			} else {
 				h.keys[i] = n
 			}
@@ -150,7 +153,7 @@ func (p *Parser) csvLine(line []byte, emit func(Point), fail func(string)) {
 	}
 	h := p.csv
 	defer h.release()
-	h.pts, h.errs = h.pts[:0], h.errs[:0]
+	h.pts, h.errs = h.pts[:0], h.errs.reset()
 	var step, epoch, tm cellValue
 	it := csvCells{line: line}
 	n := 0
@@ -179,7 +182,9 @@ func (p *Parser) csvLine(line []byte, emit func(Point), fail func(string)) {
 		case colMetric:
 			v, why := parseFloat(cell)
 			if why != "" {
-				h.errs = append(h.errs, cellError(h.names[col], cell, why))
+				if h.errs.room() {
+					h.errs.add(cellError(h.names[col], cell, why))
+				}
 				continue
 			}
 			h.pts = append(h.pts, Point{Key: h.keys[col], Value: v})
@@ -207,9 +212,7 @@ func (p *Parser) csvLine(line []byte, emit func(Point), fail func(string)) {
 		fail(tm.why)
 	}
 	t := tm.v
-	for _, e := range h.errs {
-		fail(e)
-	}
+	h.errs.flush(p, fail)
 	p.setStep(s)
 	for _, pt := range h.pts {
 		pt.Step, pt.Time = s, t
@@ -257,17 +260,12 @@ func (p *Parser) csvHeaderLine(line []byte, fail func(string)) {
 		names = []string{}
 	}
 	h, bad := newHeader(names)
-	for _, b := range bad {
-		fail("header: " + b)
-	}
+	bad.flush(p, fail)
 	p.csv = h
 }
 
 func (h *csvHeader) release() {
 	if cap(h.pts) > 4096 {
 		h.pts = nil
-	}
-	if cap(h.errs) > 4096 {
-		h.errs = nil
 	}
 }

@@ -46,3 +46,23 @@ func TestCSV(t *testing.T) {
 		{"spaces around cells", "step , a\n 1 , 2 \n", []string{"a@1=2 t0"}},
 	})
 }
+
+func TestCSVErrorCap(t *testing.T) {
+	header, row := "", ""
+	for i := 0; i < 15; i++ {
+		if i > 0 {
+			header += ","
+			row += ","
+		}
+		header += "c" + string(rune('a'+i))
+		row += "x"
+	}
+	ev := parseAll(CSV, "", 0, []byte("a!,b!,c!,d!,e!,f!,g!,h!,i!,j!,k!,l!\n"))
+	if len(ev) != maxLineErrors+1 || ev[maxLineErrors].String() != "! line 1: 2 more problems in this line" {
+		t.Errorf("header: got %s", show(ev))
+	}
+	ev = parseAll(CSV, "", 0, []byte(header+"\n"+row+"\n"))
+	if len(ev) != maxLineErrors+1 || ev[maxLineErrors].String() != "! line 2: 5 more problems in this line" {
+		t.Errorf("row: got %s", show(ev))
+	}
+}

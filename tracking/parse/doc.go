@@ -14,16 +14,19 @@
 //     objects give keys joined with "/" ("train/loss"). The strings "nan"
 //     and "inf" and Python's bare NaN and Infinity are accepted.
 //   - metrics.csv (CSV): a header row, then rows, as PyTorch Lightning's
-//     and Keras' CSV loggers write them. Columns "step" (or else "epoch")
-//     and "timestamp" (or else "time") are reserved; every other column is
-//     a metric, and empty cells are skipped. A quoted cell cannot hold a
-//     newline.
+//     and Keras' CSV loggers write them. A row's step is its "step" cell,
+//     or else its "epoch" cell; its time is its "timestamp" cell (or "time"
+//     when there is no "timestamp" column). Every other column is a
+//     metric, and empty cells are skipped. A quoted cell cannot hold a
+//     newline, and a file whose header changes must be parsed anew.
 //
 // In all three, a row without a step gets the previous step + 1 (0 for
-// the first), and a point without a time has Time 0: the caller stamps it
-// with the time of the write. Blank lines are ignored. A bad line, or a
-// bad value in a line, is reported as an Error with its line number and
-// the rest of the file is still read.
+// the first); steps are integers. Times are unix seconds, possibly
+// fractional, and become unix milliseconds; a point without a time has
+// Time 0, and the caller stamps it with the time of the write. Blank
+// lines are ignored. A bad line, or a bad value in a line, is reported as
+// an Error with its line number and the rest of the file is still read; a
+// rejected line does not move the step.
 //
 // A Parser streams because the files grow while training runs: it is fed
 // new bytes as they are written, in pieces of any size, and parses a line

@@ -8,7 +8,7 @@ type jsonlScratch struct {
 	path []byte  // the key of the value being read
 	str  []byte  // a decoded string value
 	pts  []Point // the line's points, stepped once the line is read
-	errs []string
+	errs problems
 
 	step, epoch, ts reserved
 }
@@ -26,7 +26,7 @@ func (r *reserved) integer(name string) (int64, string) {
 	}
 	v, why := parseInt(r.num)
 	if why != "" {
-		return 0, name + " " + (shorten(r.num)) + ": " + why
+		return 0, name + " " + shorten(r.num) + ": " + why
 	}
 	return v, ""
 }
@@ -48,7 +48,7 @@ func (p *Parser) jsonlLine(line []byte, emit func(Point), fail func(string)) {
 	}
 	defer j.release()
 	j.s.reset(line)
-	j.pts, j.errs, j.path = j.pts[:0], j.errs[:0], j.path[:0]
+	j.pts, j.errs, j.path = j.pts[:0], j.errs.reset(), j.path[:0]
 	j.step, j.epoch, j.ts = reserved{}, reserved{}, reserved{}
 	if !p.jsonObject(j, 0) {
 		fail(j.s.err)
@@ -79,17 +79,15 @@ func (p *Parser) jsonlLine(line []byte, emit func(Point), fail func(string)) {
 		if j.ts.num == nil {
 			why = "timestamp " + j.ts.what + ": not a number"
 		} else if f, w := parseFloat(j.ts.num); w != "" {
-			why = "timestamp " + (shorten(j.ts.num)) + ": " + w
+			why = "timestamp " + shorten(j.ts.num) + ": " + w
 		} else if t, w = secondsToMillis(f); w != "" {
-			why = "timestamp " + (shorten(j.ts.num)) + ": " + w
+			why = "timestamp " + shorten(j.ts.num) + ": " + w
 		}
 		if why != "" {
 			fail(why)
 		}
 	}
-	for _, e := range j.errs {
-		fail(e)
-	}
+	j.errs.flush(p, fail)
 	p.setStep(step)
 	for _, pt := range j.pts {
 		pt.Step, pt.Time = step, t
@@ -101,9 +99,6 @@ func (p *Parser) jsonlLine(line []byte, emit func(Point), fail func(string)) {
 func (j *jsonlScratch) release() {
 	if cap(j.pts) > 4096 {
 		j.pts = nil
-	}
-	if cap(j.errs) > 4096 {
-		j.errs = nil
 	}
 	if cap(j.str) > 64<<10 {
 		j.str = nil
@@ -223,14 +218,18 @@ func (p *Parser) jsonValue(j *jsonlScratch, depth int) bool {
 		if v, ok := special(j.str); ok {
 			p.jsonPoint(j, v)
 		} else {
-			j.errs = append(j.errs, fmt.Sprintf("key %s: %s is not a number", quote(string(j.path)), quote(string(j.str))))
+			if j.errs.room() {
+				j.errs.add(fmt.Sprintf("key %s: %s is not a number", quote(string(j.path)), quote(string(j.str))))
+			}
 		}
 		return true
 	case '[', 't', 'f', 'n':
 		if !s.skip(depth + 1) {
 			return false
 		}
-		j.errs = append(j.errs, fmt.Sprintf("key %s: %s is not a number", quote(string(j.path)), literalName(s.b[start:s.i])))
+		if j.errs.room() {
+			j.errs.add(fmt.Sprintf("key %s: %s is not a number", quote(string(j.path)), literalName(s.b[start:s.i])))
+		}
 		return true
 	}
 	lit, ok := s.num()
@@ -238,7 +237,9 @@ func (p *Parser) jsonValue(j *jsonlScratch, depth int) bool {
 		return false
 	}
 	if v, why := parseFloat(lit); why != "" {
-		j.errs = append(j.errs, fmt.Sprintf("key %s: %s is %s", quote(string(j.path)), shorten(lit), why))
+		if j.errs.room() {
+			j.errs.add(fmt.Sprintf("key %s: %s is %s", quote(string(j.path)), shorten(lit), why))
+		}
 	} else {
 		p.jsonPoint(j, v)
 	}
@@ -248,7 +249,9 @@ func (p *Parser) jsonValue(j *jsonlScratch, depth int) bool {
 func (p *Parser) jsonPoint(j *jsonlScratch, v float64) {
 	k := p.intern(j.path)
 	if k.bad != "" {
-		j.errs = append(j.errs, k.bad)
+		if j.errs.room() {
+			j.errs.add(k.bad)
+		}
 		return
 	}
 	j.pts = append(j.pts, Point{Key: k.name, Value: v})

@@ -68,7 +68,7 @@ func TestJSONLErrorCap(t *testing.T) {
 	}
 	line += "}\n"
 	ev := parseAll(JSONL, "", 0, []byte(line))
-	if len(ev) != maxLineErrors+1 || ev[maxLineErrors] != "! line 1: 5 more problems in this line" {
+	if len(ev) != maxLineErrors+1 || ev[maxLineErrors].String() != "! line 1: 5 more problems in this line" {
 		t.Errorf("got %s", show(ev))
 	}
 }

@@ -18,8 +18,8 @@ func runCases(t *testing.T, f Format, cases []parseCase) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got := checkStreaming(t, f, "loss", 0, []byte(c.in))
-			if !slices.Equal(got, events(c.want)) {
-				t.Errorf("input %q\n got %s\nwant %s", c.in, show(got), show(c.want))
+			if !slices.Equal(got.strings(), c.want) {
+				t.Errorf("input %q\n got %s\nwant %q", c.in, show(got), c.want)
 			}
 		})
 	}
@@ -131,8 +131,8 @@ func TestLineLimit(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got := checkStreaming(t, MetricLines, "loss", 7, []byte(c.in))
-			if !slices.Equal(got, events(c.want)) {
-				t.Errorf("got %s\nwant %s", show(got), show(c.want))
+			if !slices.Equal(got.strings(), c.want) {
+				t.Errorf("got %s\nwant %q", show(got), c.want)
 			}
 		})
 	}
@@ -175,8 +175,8 @@ func TestHugeLine(t *testing.T) {
 		if cap(p.buf) > 64<<10 {
 			t.Errorf("%v: keeps a %d-byte buffer", c.f, cap(p.buf))
 		}
-		if !slices.Equal(ev, events(c.want)) {
-			t.Errorf("%v: got %s\nwant %s", c.f, show(ev), show(c.want))
+		if !slices.Equal(ev.strings(), c.want) {
+			t.Errorf("%v: got %s\nwant %q", c.f, show(ev), c.want)
 		}
 		if p.Consumed() != int64(len(data)) {
 			t.Errorf("%v: consumed %d of %d", c.f, p.Consumed(), len(data))

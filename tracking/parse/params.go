@@ -20,14 +20,15 @@ const (
 
 // Value returns the value held by a params/<key> or tags/<key> file: its
 // content without leading and trailing white space (so without the final
-// newline or CRLF). The value must be valid UTF-8 and at most max bytes.
-func Value(data []byte, max int) (string, error) {
+// newline or CRLF). The value must be valid UTF-8 and at most limit bytes
+// (MaxParamValue or MaxTagValue).
+func Value(data []byte, limit int) (string, error) {
 	v := trimSpace(data)
 	if !utf8.Valid(v) {
 		return "", errors.New("value is not valid UTF-8")
 	}
-	if len(v) > max {
-		return "", fmt.Errorf("value is %d bytes; at most %d allowed", len(v), max)
+	if len(v) > limit {
+		return "", fmt.Errorf("value is %d bytes; at most %d allowed", len(v), limit)
 	}
 	return string(v), nil
 }
@@ -89,9 +90,10 @@ func (f *flat) set(key, value string, merge bool) {
 // ParamsJSON reads params.json: an object whose nested keys flatten to
 // "a.b.c". Strings are kept as they are, numbers as written, booleans as
 // "true" or "false", null as "", arrays as compact JSON, and an empty
-// nested object as "{}". Empty input gives no params. It returns the valid
-// params, the problems with single keys (bad keys and values, skipped),
-// and err when the whole file is unusable (then params is nil).
+// nested object as "{}". Empty input gives no params. It returns the
+// valid params, the problems with single keys (bad keys and values,
+// skipped), and err when the whole file is unusable (then params is nil):
+// not JSON, not an object, or nested deeper than 64 levels.
 func ParamsJSON(data []byte) (params map[string]string, problems []error, err error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	s := jscan{b: data}

@@ -79,7 +79,7 @@ type Parser struct {
 	jsonl *jsonlScratch  // JSONL: reused per line
 	keys  map[string]key // JSONL and CSV: keys seen, checked once
 	errs  int            // errors reported for the current line
-	cells []byte         // CSV: scratch for unquoted fields
+	cells []byte         // CSV: scratch for a quoted cell
 }
 
 // key is an interned, checked metric key.
@@ -254,6 +254,34 @@ func (p *Parser) report(report func(Error), reason string) {
 	}
 }
 
+// problems collects a line's problems before they are reported, keeping
+// only as many as can be reported and counting the rest.
+type problems struct {
+	list []string
+	more int
+}
+
+// room reports whether another problem is kept, counting it if not.
+func (pr *problems) room() bool {
+	if len(pr.list) < maxLineErrors {
+		return true
+	}
+	pr.more++
+	return false
+}
+
+func (pr *problems) add(s string) { pr.list = append(pr.list, s) }
+
+func (pr problems) reset() problems { return problems{list: pr.list[:0]} }
+
+// flush reports the problems kept and counts the rest for the line.
+func (pr *problems) flush(p *Parser, fail func(string)) {
+	for _, s := range pr.list {
+		fail(s)
+	}
+	p.errs += pr.more
+}
+
 // nextStep returns the step of a row that gives none: the last step + 1,
 // or 0 for the first.
 func (p *Parser) nextStep() (int64, string) {
@@ -271,8 +299,12 @@ func (p *Parser) setStep(s int64) {
 	p.prev = s
 }
 
-// intern returns the checked key for name, caching up to maxKeys keys.
+// intern returns the checked key for name, caching up to maxKeys keys
+// short enough to be valid.
 func (p *Parser) intern(name []byte) key {
+	if len(name) > MaxKey {
+		return key{bad: CheckKey(transient(name)).Error()}
+	}
 	if k, ok := p.keys[string(name)]; ok {
 		return k
 	}

@@ -5,7 +5,8 @@
 //
 // The syntax is the one of MLflow's search_runs, which the people who use
 // mlfs already type, with a few extensions noted below. Keywords and field
-// prefixes are case-insensitive; keys and strings are not.
+// prefixes are case-insensitive; keys and strings are not, nor attribute
+// names unless Parser.Attrs lists them.
 //
 // # Filters
 //
@@ -63,8 +64,9 @@
 // with a quoted string that parses as a number, or with a quoted date,
 // which is taken as unix milliseconds: "2026-12-01", "2026-12-01 10:00",
 // "2026-12-01T10:00:00" (in Parser.Location, UTC by default) or RFC 3339
-// with an offset, "2026-12-01T10:00:00Z". A number never matches LIKE or
-// a string that is neither a number nor a date.
+// with an offset, "2026-12-01T10:00:00Z". A number never matches LIKE,
+// nor equals or orders against a string that is neither a number nor a
+// date (so != and NOT LIKE hold).
 //
 // # Sort orders
 //
@@ -77,6 +79,6 @@
 //
 // Patterns, numbers and dates are converted once at parse time, and
 // matching allocates nothing. Numbers stored as param or tag strings are
-// parsed on each comparison that needs them. Sort looks up each key once
-// per record.
+// parsed on each comparison that needs them. Sort looks up each key at
+// most once per record.
 package query

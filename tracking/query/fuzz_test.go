@@ -167,7 +167,7 @@ func FuzzLike(f *testing.F) {
 // TestLikeReference checks the matcher against the reference on a grid
 // of short patterns and texts.
 func TestLikeReference(t *testing.T) {
-	alpha := []string{"a", "b", "%", "_", "A", "é", "É", "\xff", "\ufffd"}
+	alpha := []string{"a", "b", "%", "_", "A", "é", "É", "\xff", "\ufffd", "€"}
 	var pats []string
 	var gen func(prefix string, n int)
 	gen = func(prefix string, n int) {
@@ -180,7 +180,7 @@ func TestLikeReference(t *testing.T) {
 		}
 	}
 	gen("", 3)
-	texts := []string{"", "a", "ab", "ba", "aab", "abab", "A", "é", "É", "aé", "\xff", "a\xffb", "\ufffd", "%", "_", "a%b"}
+	texts := []string{"", "a", "ab", "ba", "aab", "abab", "A", "é", "É", "aé", "\xff", "a\xffb", "\ufffd", "%", "_", "a%b", "€", "\xe2\x82", "a\xe2\x82", "\xe2\x82\xac\xac", "\xac€"}
 	for _, fold := range []bool{false, true} {
 		for _, p := range pats {
 			m := compileLike(p, fold)

@@ -101,6 +101,7 @@ func BenchmarkStateMarshal(b *testing.B) {
 	}
 	var buf []byte
 	b.ReportAllocs()
+	b.ResetTimer()
 	for range b.N {
 		buf, _ = st.AppendBinary(buf[:0])
 	}
@@ -115,6 +116,7 @@ func BenchmarkStateUnmarshal(b *testing.B) {
 	}
 	enc, _ := st.MarshalBinary()
 	b.ReportAllocs()
+	b.ResetTimer()
 	for range b.N {
 		var x State
 		if err := x.UnmarshalBinary(enc); err != nil {

@@ -10,15 +10,17 @@
 // BlockSize points except the last, which holds 1 to BlockSize, and a
 // caller can compute any point's block key from counts alone.
 //
-// Series implements the write side. The caller persists a Checkpoint
-// periodically (say every second), in one atomic batch with whatever
-// else must agree with it: each block it lists under its number
-// (overwriting — the partial last block is rewritten under the same
-// number until it fills), and the State encoding. After the batch is
-// written it calls Committed. To resume after a restart, Restore takes
-// the stored State and reads the partial last block back, if there is one,
-// so that appending continues in it; continuing from there gives exactly
-// the blocks and state that never stopping would have.
+// Series implements the write side. Every second or so the caller takes
+// a Checkpoint and writes it in one atomic batch with whatever else must
+// agree with it (the parsers' positions): each block it lists under its
+// number, overwriting — the partial last block is rewritten under the
+// same number until it fills — and the point count Len; then it calls
+// Committed. The State encoding may go in every checkpoint or only in
+// some, since it is some 60 KB for a long series. To resume after a
+// restart, Restore takes the stored State and count, reads back the
+// blocks written since that State (at least the partial last block, so
+// that appending continues in it) and gives exactly the series that
+// never stopped; with no State it rebuilds one from all the blocks.
 //
 // # Encodings
 //
@@ -39,9 +41,14 @@
 // there is one encoding per x. Repeated values take 1 byte; values that
 // came from float32 take at most 5.
 //
+// Min and Max that have seen no non-NaN value hold the bits of
+// math.NaN(), 0x7FF8000000000001, and no other NaN.
+//
 // Decoders reject anything else — unknown versions, truncation, trailing
-// bytes, counts larger than the input could hold, states Add could not
-// reach — with an error wrapping ErrMalformed. They never panic and
+// bytes, counts larger than the input could hold or than BlockSize,
+// fields that contradict each other (Min above Max, Last outside them, a
+// bucket count that is not the width) — with an error wrapping
+// ErrMalformed. They never panic and
 // allocate in proportion to their input. Since every encoding is
 // canonical, bytes that decode re-encode to themselves.
 //
@@ -102,8 +109,7 @@
 // drawn from the blocks. Nor does it say anything about time gaps inside
 // a bucket beyond FirstTime and LastTime.
 //
-// The encoded State of a Downsample near its bound is about 2048 buckets
-// of some 35 bytes for noisy values, so a caller with many series may
-// want to write states less often than blocks; Checkpoint still has to
-// carry both together for Restore to be exact.
+// The encoded Downsample of a long series is 1025 to 2048 buckets of
+// about 40 bytes with noisy values, hence the advice above to write the
+// State less often than the blocks.
 package series

@@ -5,9 +5,10 @@ import (
 	"math/bits"
 )
 
-// Bucket summarizes Count consecutive points (in arrival order). Min and
-// Max ignore NaN and are NaN if every value is; First and Last are the
-// values of the first and last point, whatever they are.
+// Bucket summarizes Count consecutive points (in arrival order). First,
+// Last, FirstStep, LastStep, FirstTime and LastTime are those of its first
+// and last point; MinStep and MaxStep the extreme steps. Min and Max
+// ignore NaN and are NaN if every value is; First and Last may be NaN.
 type Bucket struct {
 	Count     int64
 	FirstStep int64
@@ -64,7 +65,10 @@ func merge(a, c Bucket) Bucket {
 // is an empty Downsample with target Target.
 //
 // Add never allocates once the bucket slice has grown to 2*target. A
-// Downsample holds at most math.MaxInt64 points; Add ignores more.
+// Downsample holds at most math.MaxInt64 points; Add ignores more. A copy
+// of a Downsample value shares its buckets with the original: copy
+// through MarshalBinary and UnmarshalBinary instead. A Downsample is not
+// safe for concurrent use.
 type Downsample struct {
 	target  int // 0 means Target
 	shift   uint8
@@ -229,11 +233,11 @@ const minBucketBytes = 3
 
 // read decodes a Downsample from r into d, leaving d unchanged on error.
 func (d *Downsample) read(r *reader) error {
-	if ver := r.byte("version"); r.err == nil && ver != downsampleVersion {
+	if ver := r.u8("version"); r.err == nil && ver != downsampleVersion {
 		r.fail("version", "unknown")
 	}
 	target := r.uvarint("target")
-	shift := r.byte("width")
+	shift := r.u8("width")
 	n := r.uvarint("buckets")
 	if r.err != nil {
 		return r.err

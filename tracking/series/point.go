@@ -1,6 +1,7 @@
 package series
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -141,16 +142,7 @@ func putXOR(b []byte, x uint64) int {
 	lz := bits.LeadingZeros64(x) >> 3
 	tz := bits.TrailingZeros64(x) >> 3
 	b[0] = byte(1 + lz<<3 + tz)
-	v := x >> (8 * tz)
-	_ = b[8]
-	b[1] = byte(v)
-	b[2] = byte(v >> 8)
-	b[3] = byte(v >> 16)
-	b[4] = byte(v >> 24)
-	b[5] = byte(v >> 32)
-	b[6] = byte(v >> 40)
-	b[7] = byte(v >> 48)
-	b[8] = byte(v >> 56)
+	binary.LittleEndian.PutUint64(b[1:9], x>>(8*tz))
 	return 9 - lz - tz
 }
 
@@ -177,9 +169,7 @@ func getXOR(b []byte) (x uint64, n int) {
 	}
 	var v uint64
 	if len(b) >= 9 {
-		v = uint64(b[1]) | uint64(b[2])<<8 | uint64(b[3])<<16 | uint64(b[4])<<24 |
-			uint64(b[5])<<32 | uint64(b[6])<<40 | uint64(b[7])<<48 | uint64(b[8])<<56
-		v &= ^uint64(0) >> (64 - 8*k)
+		v = binary.LittleEndian.Uint64(b[1:9]) & (^uint64(0) >> (64 - 8*k))
 	} else {
 		for i := k; i >= 1; i-- {
 			v = v<<8 | uint64(b[i])
@@ -193,9 +183,9 @@ func getXOR(b []byte) (x uint64, n int) {
 
 // reader decodes a sequence of fields, remembering the first error.
 type reader struct {
-	b   []byte
-	off int
-	err error
+	b    []byte
+	off  int
+	err  error
 	what string // what is being decoded, for errors
 }
 
@@ -205,7 +195,7 @@ func (r *reader) fail(field, why string) {
 	}
 }
 
-func (r *reader) byte(field string) byte {
+func (r *reader) u8(field string) byte {
 	if r.err != nil {
 		return 0
 	}
@@ -262,10 +252,9 @@ func (r *reader) fixed64(field string) uint64 {
 		r.fail(field, "truncated")
 		return 0
 	}
-	b := r.b[r.off:]
+	x := binary.LittleEndian.Uint64(r.b[r.off:])
 	r.off += 8
-	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+	return x
 }
 
 func (r *reader) left() int { return len(r.b) - r.off }
@@ -287,7 +276,4 @@ func appendXOR(b []byte, x uint64) []byte {
 	return append(b, tmp[:n]...)
 }
 
-func appendFixed64(b []byte, x uint64) []byte {
-	return append(b, byte(x), byte(x>>8), byte(x>>16), byte(x>>24),
-		byte(x>>32), byte(x>>40), byte(x>>48), byte(x>>56))
-}
+func appendFixed64(b []byte, x uint64) []byte { return binary.LittleEndian.AppendUint64(b, x) }

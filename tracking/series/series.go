@@ -8,7 +8,9 @@ import (
 // State is what a series keeps besides its blocks: the Summary and the
 // Downsample. Its encoding is the value a caller stores next to the
 // blocks; readers decode it to list or plot a series without reading
-// blocks. The zero value is an empty state with the default target.
+// blocks. Points go in through Add, which keeps the parts in step (the
+// decoder checks that they agree). The zero value is an empty state with
+// the default target.
 type State struct {
 	Summary    Summary
 	Downsample Downsample
@@ -40,7 +42,7 @@ func (st *State) MarshalBinary() ([]byte, error) { return st.AppendBinary(nil) }
 // on the count and on Min and Max. On error st is unchanged.
 func (st *State) UnmarshalBinary(b []byte) error {
 	r := reader{b: b, what: "state"}
-	if ver := r.byte("version"); r.err == nil && ver != stateVersion {
+	if ver := r.u8("version"); r.err == nil && ver != stateVersion {
 		r.fail("version", "unknown")
 	}
 	if r.err != nil {
@@ -199,7 +201,8 @@ func (s *Series) Checkpoint(buf []byte, withState bool) (Checkpoint, []byte) {
 
 // Committed reports that the checkpoint with Len n has been written, so
 // that full blocks it covers are no longer kept. Reporting an older
-// checkpoint than one already reported does nothing.
+// checkpoint than one already reported does nothing; n above Len counts
+// as Len.
 func (s *Series) Committed(n int64) {
 	n = min(n, s.Len())
 	if n <= s.acked {
@@ -247,6 +250,9 @@ func (s *Series) Restore(state []byte, n int64, block func(number int64) ([]byte
 		}
 	}
 	c := st.Summary.Count
+	if n < 0 {
+		return fmt.Errorf("series: restoring %d points", n)
+	}
 	if n < c {
 		return fmt.Errorf("series: the state holds %d points, more than the %d stored: %w", c, n, ErrMalformed)
 	}

@@ -72,7 +72,7 @@ func (s *Summary) Merge(o Summary) {
 const summaryVersion = 1
 
 // AppendBinary appends the encoding of s (see the package documentation).
-// A Summary with Count 0 encodes as empty whatever its other fields.
+// A Summary with Count <= 0 encodes as empty whatever its other fields.
 func (s Summary) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, summaryVersion)
 	if s.Count <= 0 {
@@ -108,7 +108,7 @@ func (s *Summary) UnmarshalBinary(b []byte) error {
 }
 
 func readSummary(r *reader) (Summary, error) {
-	if ver := r.byte("version"); r.err == nil && ver != summaryVersion {
+	if ver := r.u8("version"); r.err == nil && ver != summaryVersion {
 		r.fail("version", "unknown")
 	}
 	var s Summary
