@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mlfs/mlfs/cas"
+	"github.com/mlfs/mlfs/index"
 	"github.com/mlfs/mlfs/index/memkv"
 	"github.com/mlfs/mlfs/repo"
 	"github.com/mlfs/mlfs/tracking"
@@ -27,15 +28,23 @@ import (
 // ends, and returns the mount and its tracker.
 func mountRuns(t *testing.T, r *repo.Repo, killedAfter time.Duration) (string, *tracking.Tracker) {
 	t.Helper()
+	dir, runs, stop := mountRunsOn(t, r, memkv.New(), t.TempDir(), killedAfter)
+	t.Cleanup(stop)
+	return dir, runs
+}
+
+// mountRunsOn mounts r with runs kept in kv and dataDir; stop unmounts
+// and closes the tracker.
+func mountRunsOn(t *testing.T, r *repo.Repo, kv index.KV, dataDir string, killedAfter time.Duration) (string, *tracking.Tracker, func()) {
+	t.Helper()
 	canMount(t)
 	if runtime.GOMAXPROCS(0) < 2 {
 		runtime.GOMAXPROCS(2)
 	}
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	kv := memkv.New()
-	work := worktree.NewSet(kv, t.TempDir(), r, r.Store(), log)
-	runs, err := tracking.Open(context.Background(), tracking.Options{KV: kv, DataDir: t.TempDir(), Repo: r,
+	work := worktree.NewSet(kv, filepath.Join(dataDir, "work"), r, r.Store(), log)
+	runs, err := tracking.Open(context.Background(), tracking.Options{KV: kv, DataDir: filepath.Join(dataDir, "runs"), Repo: r,
 		Objects: r.Store(), KilledAfter: killedAfter, Log: log})
 	if err != nil {
 		t.Fatal(err)
@@ -45,20 +54,27 @@ func mountRuns(t *testing.T, r *repo.Repo, killedAfter time.Duration) (string, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	stopped := false
+	return dir, runs, func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		if err := server.Unmount(); err != nil {
 			t.Errorf("unmount: %v", err)
 			syscall.Unmount(dir, syscall.MNT_DETACH)
 		}
 		runs.Close()
-	})
-	return dir, runs
+	}
 }
 
+// sh runs script in dir. The shell changes into dir itself: a child
+// that does so between fork and exec (cmd.Dir) can deadlock a process that
+// serves the mount, as the forking thread cannot be stopped for the
+// collector while the child waits on this very mount.
 func sh(t *testing.T, dir, script string, env ...string) string {
 	t.Helper()
-	cmd := exec.Command("sh", "-ec", script)
-	cmd.Dir = dir
+	cmd := exec.Command("sh", "-ec", `cd "$0"; `+script, dir)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -339,8 +355,7 @@ func TestKilledRun(t *testing.T) {
 	mnt, runs := mountRuns(t, repo.TestRepo(t), 1500*time.Millisecond)
 	run := filepath.Join(mnt, "runs", "k")
 	must(t, os.Mkdir(run, 0o755))
-	cmd := exec.Command("sh", "-c", "echo 1 >> metrics/x; exec sleep 60")
-	cmd.Dir = run
+	cmd := exec.Command("sh", "-c", `cd "$0" && echo 1 >> metrics/x && exec sleep 60`, run)
 	must(t, cmd.Start())
 	t.Cleanup(func() { cmd.Process.Kill() })
 	time.Sleep(2500 * time.Millisecond)
@@ -476,4 +491,37 @@ func TestTailWhileWriting(t *testing.T) {
 		}
 	}
 	info(t, runs, "tb", func(in *tracking.Info) bool { return in.Metrics["loss"].Count == 200 })
+}
+
+// A new daemon carries on where the last one stopped: records, errors,
+// implicit steps and artifacts left unstored.
+func TestRunsAcrossRestart(t *testing.T) {
+	r := repo.TestRepo(t)
+	kv, data := memkv.New(), t.TempDir()
+	mnt, runs, stop := mountRunsOn(t, r, kv, data, 0)
+	run := filepath.Join(mnt, "runs", "again")
+	must(t, os.Mkdir(run, 0o755))
+	sh(t, run, `printf '0.5\n0.4\nbad\n' >> metrics/loss; echo 3 > params/depth`)
+	info(t, runs, "again", func(in *tracking.Info) bool { return in.Metrics["loss"].Count == 2 && in.Errors == 1 })
+	stop()
+
+	mnt, runs, stop = mountRunsOn(t, r, kv, data, 0)
+	defer stop()
+	run = filepath.Join(mnt, "runs", "again")
+	in := info(t, runs, "again", func(in *tracking.Info) bool { return true })
+	if in.Metrics["loss"].Count != 2 || in.Params["depth"] != "3" || in.Errors != 1 {
+		t.Fatalf("after a restart: %+v", in)
+	}
+	if !strings.Contains(readFile(t, filepath.Join(run, "errors")), "metrics/loss:3:") {
+		t.Fatal("errors lost in the restart")
+	}
+	sh(t, run, `echo 0.3 >> metrics/loss`)
+	in = info(t, runs, "again", func(in *tracking.Info) bool { return in.Metrics["loss"].Count == 3 })
+	if m := in.Metrics["loss"]; m.LastStep != 2 || float64(m.Last) != 0.3 {
+		t.Fatalf("the implicit step did not carry on: %+v", m)
+	}
+	hist, err := tracking.Live{T: runs}.History(context.Background(), "again", "loss", 10)
+	if err != nil || len(hist) != 3 || float64(hist[0].Min) != 0.5 || hist[2].LastStep != 2 {
+		t.Fatalf("history after a restart: %+v %v", hist, err)
+	}
 }

@@ -233,6 +233,15 @@ func (r *Run) load(ctx context.Context) {
 		r.ingest(ctx, s, false)
 	}
 	r.recompute()
+	// Artifacts closed but not stored when the last daemon stopped.
+	if a, err := r.tree.Lookup(ctx, worktree.RootIno, "artifacts"); err == nil {
+		r.tree.Walk(ctx, a.Ino, func(path string, at worktree.Attr) error {
+			if at.Type == object.TypeFile && at.ID.IsZero() && !r.tree.Writing(at.Ino) {
+				r.t.storeArtifact(r, at.Ino)
+			}
+			return nil
+		})
+	}
 }
 
 // rescan finds the tracked files by walking the run folder (artifacts

@@ -59,6 +59,8 @@ func main() {
 		err = randRead(args[0], int(size(args[1])))
 	case "ingest":
 		err = ingest(args)
+	case "latency":
+		err = latency(args[0], args[1], args[2], args[3], int(size(args[4])))
 	case "mkruns":
 		prefix := "b"
 		if len(args) > 3 {
@@ -77,7 +79,8 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage: benchtool csv PATH SIZE | insert IN OUT | mixed DIR SIZE | hash DIR | run CMD... | storebytes STORE
        | random PATH SIZE | smallfiles DIR FILES FOLDERS | storeread STORE DATASET@VERSION PATH | randread FILE N
-       | ingest PATH POINTS [SOCKET RUN METRIC] | mkruns RUNSDIR RUNS METRICS [PREFIX]`)
+       | ingest PATH POINTS [SOCKET RUN METRIC] | mkruns RUNSDIR RUNS METRICS [PREFIX]
+       | latency PATH SOCKET RUN METRIC N`)
 	os.Exit(2)
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -129,4 +130,43 @@ func makeRun(dir, prefix string, i, metrics int) error {
 	}
 	b, _ := json.Marshal(m)
 	return os.WriteFile(filepath.Join(run, "metrics.jsonl"), append(b, '\n'), 0o644)
+}
+
+// latency appends N single lines to PATH (one write each, the file kept
+// open, no fsync) and after each polls the daemon until the run RUN shows
+// the point; it prints "RESULT <median ms> <p99 ms> <max ms>".
+func latency(path, socket, run, metric string, n int) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	c, err := daemon.Dial(socket)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ds := make([]float64, 0, n)
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		if _, err := fmt.Fprintf(f, "%d %g\n", i, 1/float64(i+1)); err != nil {
+			return err
+		}
+		for {
+			d, err := c.Show(context.Background(), run)
+			if err != nil {
+				return err
+			}
+			if d.Info.Metrics[metric].Count > int64(i) {
+				break
+			}
+			if time.Since(start) > 10*time.Second {
+				return fmt.Errorf("point %d not visible after 10 s", i)
+			}
+		}
+		ds = append(ds, float64(time.Since(start).Microseconds())/1000)
+	}
+	sort.Float64s(ds)
+	fmt.Fprintf(os.Stderr, "RESULT %.2f %.2f %.2f\n", ds[len(ds)/2], ds[len(ds)*99/100], ds[len(ds)-1])
+	return nil
 }
