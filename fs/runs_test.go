@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -248,6 +249,15 @@ with open(os.path.join(run, "params.json"), "w") as f:
     json.dump({"model": {"name": "svm", "C": 1.5}, "seed": 7}, f)
 with open(os.path.join(run, "params.yaml"), "w") as f:
     f.write("optimizer:\n  name: adam\n  betas: [0.9, 0.999]\n")
+# A checkpoint saved as torch.save does, through a temp file and os.replace.
+import pickle
+model = {"weights": list(range(100000)), "bias": 0.5}
+tmp = os.path.join(run, "artifacts", "model.pkl.tmp")
+with open(tmp, "wb") as f:
+    pickle.dump(model, f)
+os.replace(tmp, os.path.join(run, "artifacts", "model.pkl"))
+with open(os.path.join(run, "artifacts", "model.pkl"), "rb") as f:
+    assert pickle.load(f) == model
 `
 	py := exec.Command(python(t), "-c", script, run)
 	if out, err := py.CombinedOutput(); err != nil {
@@ -274,6 +284,20 @@ with open(os.path.join(run, "params.yaml"), "w") as f:
 	}
 	if b := readFile(t, filepath.Join(run, "metrics.jsonl")); !strings.Contains(b, "not json\n") {
 		t.Fatal("a bad line is not kept in the file")
+	}
+	// The checkpoint is stored and reads back, now from the store.
+	waitForLong(t, 10*time.Second, func() bool {
+		d, err := tracking.Live{T: runs}.Show(context.Background(), "py")
+		return err == nil && len(d.Artifacts) == 1 && d.Artifacts[0].ID != "" && d.Artifacts[0].Path == "artifacts/model.pkl"
+	})
+	check := exec.Command(python(t), "-c", `
+import pickle, sys
+with open(sys.argv[1], "rb") as f:
+    m = pickle.load(f)
+assert m["weights"][-1] == 99999 and m["bias"] == 0.5
+`, filepath.Join(run, "artifacts", "model.pkl"))
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Fatalf("the stored checkpoint does not unpickle: %v\n%s", err, out)
 	}
 }
 
@@ -491,6 +515,36 @@ func TestTailWhileWriting(t *testing.T) {
 		}
 	}
 	info(t, runs, "tb", func(in *tracking.Info) bool { return in.Metrics["loss"].Count == 200 })
+	// Each append cost only its own bytes: the parser read the file once.
+	if st := runs.Stats(); st.BytesRead != int64(want.Len()) {
+		t.Fatalf("parsing %d bytes of appends read %d bytes", want.Len(), st.BytesRead)
+	}
+
+	// A writer killed with SIGKILL loses nothing it flushed.
+	py := exec.Command(python(t), "-c", `
+import os, sys, time
+with open(sys.argv[1], "a") as f:
+    for step in range(1000):
+        f.write("%d %f\n" % (step, 1.0 / (step + 1)))
+        if step % 100 == 99:
+            f.flush()
+    print("flushed", flush=True)
+    f.write("999999 1\n")  # buffered, never flushed
+    time.sleep(60)
+`, filepath.Join(run, "metrics/killed"))
+	out, err := py.StdoutPipe()
+	must(t, err)
+	must(t, py.Start())
+	line := make([]byte, 8)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "flushed\n" {
+		t.Fatalf("python: %q %v", line, err)
+	}
+	py.Process.Kill()
+	py.Wait()
+	in := info(t, runs, "tb", func(in *tracking.Info) bool { return in.Metrics["killed"].Count == 1000 })
+	if m := in.Metrics["killed"]; m.LastStep != 999 {
+		t.Fatalf("after the writer's kill -9: %+v", m)
+	}
 }
 
 // A new daemon carries on where the last one stopped: records, errors,

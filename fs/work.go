@@ -345,10 +345,19 @@ func (n *workNode) Write(ctx context.Context, fh gofs.FileHandle, data []byte, o
 	if !ok {
 		return 0, syscall.EBADF
 	}
+	var size int64
+	if n.run != nil {
+		// The tracker tells appends from overwrites by the size before.
+		c, err := wh.h.Content()
+		if err != nil {
+			return 0, n.sys.errno("write", err)
+		}
+		size = c.Size
+	}
 	k, err := wh.h.WriteAt(data, off)
 	if k > 0 && n.run != nil {
 		wh.wrote.Store(true)
-		n.run.Wrote(n.ino, off, k, callerPID(ctx))
+		n.run.Wrote(n.ino, off, k, size, callerPID(ctx))
 	}
 	if err != nil {
 		return uint32(k), n.sys.errno("write", err)

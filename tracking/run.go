@@ -71,14 +71,13 @@ type Run struct {
 	gone      []string // paths no longer tracked: their state goes too
 	dirty     bool     // info or errors to commit
 	errsDirty bool
-	points    int64 // parsed since the daemon started
 	lastDS    time.Time
 	lastEvent time.Time // of the last process
 	removed   bool
 }
 
 type fileEvent struct {
-	minOff int64 // lowest offset written
+	minOff int64 // lowest offset overwritten
 	trunc  bool
 	closed bool // a handle that wrote was closed
 }
@@ -89,12 +88,15 @@ func (r *Run) ID() string { return r.id }
 func (r *Run) Tree() *worktree.Tree { return r.tree }
 
 // Wrote tells the tracker that process pid wrote n bytes at off into
-// file ino of the run.
-func (r *Run) Wrote(ino uint64, off int64, n int, pid uint32) {
+// file ino of the run, which held size bytes before: a write below that
+// changed bytes already there, and the file is parsed again.
+func (r *Run) Wrote(ino uint64, off int64, n int, size int64, pid uint32) {
 	now := time.Now().UnixMilli()
 	r.ev.Lock()
 	e := r.event(ino)
-	e.minOff = min(e.minOff, off)
+	if off < size {
+		e.minOff = min(e.minOff, off)
+	}
 	r.ev.lastWrite = now
 	if pid != 0 && len(r.ev.pids) < 64 {
 		r.ev.pids[pid] = struct{}{}
@@ -175,9 +177,6 @@ func (r *Run) process(ctx context.Context) {
 			r.info.Status, r.info.End = Running, 0
 		}
 	}
-	if rescan {
-		r.rescan(ctx)
-	}
 	var store []uint64
 	for ino, e := range files {
 		s := r.byIno[ino]
@@ -191,6 +190,10 @@ func (r *Run) process(ctx context.Context) {
 			s.reset = true
 		}
 		r.ingest(ctx, s, e.closed)
+	}
+	// After the files' events: a file new to the rescan is read whole.
+	if rescan {
+		r.rescan(ctx)
 	}
 	r.recompute()
 	for _, ino := range store {

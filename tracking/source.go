@@ -280,13 +280,14 @@ func (r *Run) ingest(ctx context.Context, s *source, final bool) {
 		sp := series.Point{Step: p.Step, Value: p.Value, Time: p.Time}
 		m.add(sp)
 		b.add(sp)
-		r.points++
+		r.t.points.Add(1)
 	}
 	report := func(e parse.Error) { r.addError(s.path, e.Line, e.Reason) }
 	buf := r.t.readBuf
 	for s.fed < c.Size && ctx.Err() == nil {
 		n, err := h.ReadAt(buf[:min(int64(len(buf)), c.Size-s.fed)], s.fed)
 		if n > 0 {
+			r.t.bytesRead.Add(int64(n))
 			s.parser.Feed(buf[:n], emit, report)
 			s.fed += int64(n)
 			s.dirty, s.unsynced = true, true

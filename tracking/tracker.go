@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,6 +57,9 @@ type Tracker struct {
 
 	artifacts chan artifactJob
 	readBuf   []byte // the ingest loop's
+
+	points    atomic.Int64 // metric points parsed since Open
+	bytesRead atomic.Int64 // bytes of metric files read to parse them
 
 	badMu    sync.Mutex
 	badCount int
@@ -551,6 +555,35 @@ func (t *Tracker) storeOne(ctx context.Context, j artifactJob) {
 	}
 	path, _ := j.r.tree.Path(j.ino)
 	t.log.Info("artifact stored", "run", j.r.id, "file", path, "id", id.Short(), "new bytes", w.NewBytes(), "clean", clean, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// Stats describes the tracker's work since it opened.
+type Stats struct {
+	Runs   int   `json:"runs"`
+	Active int   `json:"active"` // runs whose parsers are in memory
+	Points int64 `json:"points"` // metric points parsed
+	// BytesRead is the bytes of metric files read to parse them: each
+	// byte is read once, however the file is appended to.
+	BytesRead int64 `json:"bytes_read"`
+}
+
+func (t *Tracker) Stats() Stats {
+	t.mu.Lock()
+	st := Stats{Runs: len(t.runs)}
+	runs := make([]*Run, 0, len(t.runs))
+	for _, r := range t.runs {
+		runs = append(runs, r)
+	}
+	t.mu.Unlock()
+	for _, r := range runs {
+		r.mu.Lock()
+		if r.loaded {
+			st.Active++
+		}
+		r.mu.Unlock()
+	}
+	st.Points, st.BytesRead = t.points.Load(), t.bytesRead.Load()
+	return st
 }
 
 // Close stops indexing after a last commit of everything parsed.
