@@ -88,7 +88,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) (err error) {
 	r.Work, r.Forget = work, root.Forget
 	r.Status = func() Status {
 		return Status{PID: os.Getpid(), Started: started, Mount: dir, Store: cfg.Store, Remote: cfg.Remote,
-			Cache: c.Stats(), Errors: errs.recent()}
+			Cache: c.Stats(), Runs: runs.Stats(), Errors: errs.recent()}
 	}
 
 	ln, err := Listen(cfg.Paths.Socket)

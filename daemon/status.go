@@ -10,17 +10,19 @@ import (
 	"time"
 
 	"github.com/mlfs/mlfs/cas/cache"
+	"github.com/mlfs/mlfs/tracking"
 )
 
 // Status is what `mlfs status` shows of a running daemon.
 type Status struct {
-	PID     int          `json:"pid"`
-	Started time.Time    `json:"started"`
-	Mount   string       `json:"mount"`
-	Store   string       `json:"store"`
-	Remote  string       `json:"remote,omitempty"`
-	Cache   cache.Stats  `json:"cache"`
-	Errors  []StatusLine `json:"errors"` // most recent last
+	PID     int            `json:"pid"`
+	Started time.Time      `json:"started"`
+	Mount   string         `json:"mount"`
+	Store   string         `json:"store"`
+	Remote  string         `json:"remote,omitempty"`
+	Cache   cache.Stats    `json:"cache"`
+	Runs    tracking.Stats `json:"runs"`
+	Errors  []StatusLine   `json:"errors"` // most recent last
 }
 
 // StatusLine is one error the daemon logged.

@@ -197,7 +197,7 @@ func (t *Tracker) Create(ctx context.Context, id string, uid uint32) (*Run, erro
 	host, _ := os.Hostname()
 	now := time.Now().UnixMilli()
 	r := t.newRun(Info{ID: id, Experiment: DefaultExperiment, Status: Running, Start: now, LastWrite: now,
-		Host: host, User: userName(uid), Params: map[string]string{}, Tags: map[string]string{}, Metrics: map[string]Metric{}})
+		Host: host, User: userName(uid), Params: map[string]string{}, Tags: map[string]string{}, Metrics: map[string]Metric{}, Datasets: []Lineage{}})
 	// Files of an earlier run of that id removed without a daemon: gone.
 	if err := worktree.Remove(t.kv, treeName(id), filepath.Join(t.opt.DataDir, id)); err != nil {
 		return nil, err

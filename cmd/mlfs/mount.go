@@ -296,6 +296,9 @@ func statusCmd(g *globals) *cobra.Command {
 			cs := st.Cache
 			fmt.Fprintf(out, "cache   %s of %s in %d chunks; %d hits, %d misses, %s fetched, %d evicted, %d found damaged and fetched again\n",
 				humanBytes(cs.Bytes), humanBytes(cs.MaxBytes), cs.Count, cs.Hits, cs.Misses, humanBytes(cs.FetchedBytes), cs.Evictions, cs.Dropped)
+			rs := st.Runs
+			fmt.Fprintf(out, "runs    %d (%d active); %d metric points parsed from %s since the daemon started\n",
+				rs.Runs, rs.Active, rs.Points, humanBytes(rs.BytesRead))
 			if len(st.Errors) == 0 {
 				fmt.Fprintln(out, "errors  none")
 				return nil
