@@ -100,6 +100,7 @@ func Serve(ctx context.Context, ln net.Listener, r *Repo, log *slog.Logger) erro
 	mux.HandleFunc("POST /v1/version/rm", s.removeVersion)
 	mux.HandleFunc("POST /v1/checkout", s.checkout)
 	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("POST /v1/cache/purge", s.purgeCache)
 	s.runRoutes(mux)
 	// Profiles, for finding where a slow daemon spends its time; the
 	// socket admits only its owner.

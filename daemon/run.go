@@ -84,6 +84,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) (err error) {
 		}
 	}()
 	r.Runs = tracking.Live{T: runs}
+	r.PurgeCache = c.Purge
 	root := fs.New(fs.Options{Repo: r.Repo, Objects: c, Work: work, Runs: runs, Log: log})
 	r.Work, r.Forget = work, root.Forget
 	r.Status = func() Status {
@@ -139,6 +140,9 @@ func openCache(cfg *config.Config, r *Repo, log *slog.Logger) (*cache.Cache, err
 	size, err := cache.SizeFor(dir, bytes, percent)
 	if err != nil {
 		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	c, err := cache.New(dir, size, r.Store(), log)
 	if err != nil {

@@ -32,7 +32,9 @@ type Repo struct {
 	// Runs answers about runs: the daemon's tracker, or the index.
 	Runs tracking.View
 	// Status, if set, describes the running daemon.
-	Status  func() Status
+	Status func() Status
+	// PurgeCache empties the chunk cache: the daemon's, or the cache folder.
+	PurgeCache func() error
 	closers []func() error
 }
 
@@ -54,6 +56,7 @@ func (r *Repo) Close() error {
 // repeated adds; when another mlfs process holds it, mlfs goes on without.
 func OpenRepo(ctx context.Context, cfg *config.Config, withIndex bool, log *slog.Logger) (*Repo, error) {
 	r := &Repo{Config: cfg}
+	r.PurgeCache = r.purgeOffline
 	be, err := local.Open(cfg.Store)
 	if err != nil {
 		return nil, err
@@ -89,6 +92,16 @@ func OpenRepo(ctx context.Context, cfg *config.Config, withIndex bool, log *slog
 		r.Runs = &tracking.Offline{KV: idx, DataDir: RunsDir(cfg)}
 	}
 	return r, nil
+}
+
+// PurgeCache empties the chunk cache of a store without a daemon.
+func (r *Repo) purgeOffline() error {
+	c, err := openCache(r.Config, r, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Purge()
 }
 
 // RunsDir is where the runs' local file bytes live.

@@ -95,6 +95,22 @@ func (s *server) status(w http.ResponseWriter, req *http.Request) {
 }
 
 // Status asks the daemon how it is.
+func (s *server) purgeCache(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	err := s.r.PurgeCache()
+	s.done(req, "cache purge", start, err)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// PurgeCache empties the daemon's chunk cache.
+func (c *Client) PurgeCache(ctx context.Context) error {
+	return c.call(ctx, "POST", "/v1/cache/purge", struct{}{}, nil, &struct{}{})
+}
+
 func (c *Client) Status(ctx context.Context) (Status, error) {
 	var st Status
 	err := c.call(ctx, "GET", "/v1/status", nil, nil, &st)

@@ -326,3 +326,41 @@ func (g *globals) mountpoint(args []string) (*config.Config, string, error) {
 	dir, err = filepath.Abs(dir)
 	return cfg, dir, err
 }
+
+func cacheCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "cache", Short: "Manage the local chunk cache"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "purge",
+		Short: "Empty the local chunk cache: the next reads fetch from the store, verified",
+		Long: `Empty the local chunk cache: the next reads fetch from the store, verified.
+The kernel may still hold pages of files already read through the mount;
+mlfs umount drops those.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			c, err := daemon.Dial(cfg.Paths.Socket)
+			switch {
+			case err == nil:
+				defer c.Close()
+				err = c.PurgeCache(cmd.Context())
+			case errors.Is(err, daemon.ErrNoDaemon):
+				var r *daemon.Repo
+				if r, err = daemon.OpenRepo(cmd.Context(), cfg, false, g.log); err == nil {
+					err = r.PurgeCache()
+					if cerr := r.Close(); err == nil {
+						err = cerr
+					}
+				}
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "chunk cache emptied")
+			return nil
+		},
+	})
+	return cmd
+}
