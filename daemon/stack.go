@@ -35,7 +35,7 @@ type Repo struct {
 	Status func() Status
 	// PurgeCache empties the chunk cache: the daemon's, or the cache folder.
 	PurgeCache func() error
-	closers []func() error
+	closers    []func() error
 }
 
 // Close flushes and releases everything, in reverse order of opening.
