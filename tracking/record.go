@@ -4,8 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -36,20 +37,11 @@ func appendFloat(b []byte, f Float) []byte {
 
 func appendMap(b []byte, m map[string]string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(m)))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		b = appendString(b, k)
 		b = appendString(b, m[k])
 	}
 	return b
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func encodeInfo(in *Info) []byte {
@@ -64,7 +56,7 @@ func encodeInfo(in *Info) []byte {
 	b = appendMap(b, in.Params)
 	b = appendMap(b, in.Tags)
 	b = binary.AppendUvarint(b, uint64(len(in.Metrics)))
-	for _, k := range sortedKeys(in.Metrics) {
+	for _, k := range slices.Sorted(maps.Keys(in.Metrics)) {
 		m := in.Metrics[k]
 		b = appendString(b, k)
 		b = appendFloat(b, m.Last)

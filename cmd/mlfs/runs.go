@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -345,7 +347,7 @@ func showRun(out io.Writer, d *tracking.Detail) error {
 	} else {
 		w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(w, "  METRIC\tLAST\tMIN\tMAX\tPOINTS\tLAST STEP")
-		for _, k := range sortedKeys(r.Metrics) {
+		for _, k := range slices.Sorted(maps.Keys(r.Metrics)) {
 			m := r.Metrics[k]
 			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%d\t%d\n", printable(k), formatNum(float64(m.Last)), formatNum(float64(m.Min)),
 				formatNum(float64(m.Max)), m.Count, m.LastStep)
@@ -379,15 +381,6 @@ func shortID(id string) string {
 	return id
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 func printMap(out io.Writer, title string, m map[string]string) {
 	fmt.Fprintf(out, "\n%s:\n", title)
 	if len(m) == 0 {
@@ -395,7 +388,7 @@ func printMap(out io.Writer, title string, m map[string]string) {
 		return
 	}
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		fmt.Fprintf(w, "  %s\t%s\n", printable(k), printable(m[k]))
 	}
 	w.Flush()
@@ -452,7 +445,7 @@ func compareTable(out io.Writer, runs []*tracking.Info, all bool) error {
 		}
 	}
 	same := 0
-	for _, k := range sortedKeys(keys) {
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		vals := map[string]bool{}
 		for _, r := range runs {
 			v, ok := r.Params[k]
@@ -478,7 +471,7 @@ func compareTable(out io.Writer, runs []*tracking.Info, all bool) error {
 			mkeys[k] = true
 		}
 	}
-	for _, k := range sortedKeys(mkeys) {
+	for _, k := range slices.Sorted(maps.Keys(mkeys)) {
 		row("metrics."+printable(k), func(r *tracking.Info) string {
 			if m, ok := r.Metrics[k]; ok {
 				return formatNum(float64(m.Last))
