@@ -16,6 +16,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/mlfs/mlfs/cas"
+	"github.com/mlfs/mlfs/cas/object"
 	"github.com/mlfs/mlfs/tracking"
 	"github.com/mlfs/mlfs/worktree"
 )
@@ -95,13 +96,39 @@ func (d *runsDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	return d.runNode(ctx, r, out)
 }
 
-// Rmdir is refused: a run is removed with mlfs runs rm.
+// Rmdir removes a run whose files are all gone, so that rm -rf of a run
+// folder removes the run as mlfs runs rm does: rm has unlinked every file
+// (the tracker's own files give way to unlink) before it gets here.
 func (d *runsDir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if d.sys.runs == nil || !d.sys.runs.Has(name) {
 		return syscall.ENOENT
 	}
-	return syscall.EPERM
+	r, err := d.sys.runs.Get(ctx, name)
+	if err != nil {
+		return d.sys.errno("rmdir run", err)
+	}
+	empty := true
+	err = r.Tree().Walk(ctx, worktree.RootIno, func(_ string, a worktree.Attr) error {
+		if a.Type != object.TypeDir {
+			empty = false
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return d.sys.errno("rmdir run", err)
+	}
+	if !empty {
+		return syscall.ENOTEMPTY
+	}
+	err = d.sys.runs.Remove(ctx, name, false)
+	if errors.Is(err, tracking.ErrBusy) {
+		return syscall.EBUSY
+	}
+	return d.sys.errno("rmdir run", err)
 }
+
+var errStop = errors.New("stop")
 
 // forgetRun drops what the kernel knows of a removed run.
 func (d *runsDir) forgetRun(id string) {
@@ -173,9 +200,11 @@ func (n *runRoot) Symlink(ctx context.Context, target, name string, out *fuse.En
 	return n.workNode.Symlink(ctx, target, name, out)
 }
 
+// Unlink of the tracker's own files succeeds and changes nothing: they
+// are made from the run's record, and rm -rf must be able to go on.
 func (n *runRoot) Unlink(ctx context.Context, name string) syscall.Errno {
 	if reserved(name) {
-		return syscall.EPERM
+		return 0
 	}
 	return n.workNode.Unlink(ctx, name)
 }
@@ -203,12 +232,16 @@ type runFile struct {
 }
 
 var (
-	_ gofs.NodeGetattrer = (*runFile)(nil)
-	_ gofs.NodeSetattrer = (*runFile)(nil)
-	_ gofs.NodeOpener    = (*runFile)(nil)
-	_ gofs.NodeReader    = (*runFile)(nil)
-	_ gofs.NodeWriter    = (*runFile)(nil)
-	_ gofs.NodeFlusher   = (*runFile)(nil)
+	_ gofs.NodeGetattrer     = (*runFile)(nil)
+	_ gofs.NodeGetxattrer    = (*runFile)(nil)
+	_ gofs.NodeSetxattrer    = (*runFile)(nil)
+	_ gofs.NodeListxattrer   = (*runFile)(nil)
+	_ gofs.NodeRemovexattrer = (*runFile)(nil)
+	_ gofs.NodeSetattrer     = (*runFile)(nil)
+	_ gofs.NodeOpener        = (*runFile)(nil)
+	_ gofs.NodeReader        = (*runFile)(nil)
+	_ gofs.NodeWriter        = (*runFile)(nil)
+	_ gofs.NodeFlusher       = (*runFile)(nil)
 )
 
 func (f *runFile) content() []byte {
@@ -221,8 +254,9 @@ func (f *runFile) content() []byte {
 		return summaryJSON(f.run.Info())
 	default:
 		var b bytes.Buffer
-		for _, e := range f.run.Errors() {
-			b.WriteString(e.String())
+		errs := f.run.Errors()
+		for _, l := range errs.Lines() {
+			b.WriteString(l)
 			b.WriteByte('\n')
 		}
 		return b.Bytes()
@@ -240,6 +274,17 @@ func (f *runFile) attr(out *fuse.Attr) {
 	t := time.UnixMilli(max(in.LastWrite, in.End, in.Start))
 	out.SetTimes(nil, &t, &t)
 }
+
+// The tracker's files keep no extended attributes; ENOTSUP tells cp -a
+// and rsync -X to go on without them.
+func (f *runFile) Getxattr(context.Context, string, []byte) (uint32, syscall.Errno) {
+	return 0, syscall.ENODATA
+}
+func (f *runFile) Setxattr(context.Context, string, []byte, uint32) syscall.Errno {
+	return syscall.ENOTSUP
+}
+func (f *runFile) Listxattr(context.Context, []byte) (uint32, syscall.Errno) { return 0, 0 }
+func (f *runFile) Removexattr(context.Context, string) syscall.Errno         { return syscall.ENOTSUP }
 
 func (f *runFile) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	f.attr(&out.Attr)
@@ -292,21 +337,42 @@ func (f *runFile) Write(ctx context.Context, fh gofs.FileHandle, data []byte, of
 		return 0, syscall.EINVAL
 	}
 	h.written = append(h.written, data...)
-	if strings.TrimSpace(string(h.written)) == "" {
+	// A whole line is applied now, so that a bad one fails the write
+	// (echo reports it); a part waits for the rest or for close.
+	if !bytes.HasSuffix(h.written, []byte("\n")) {
 		return uint32(len(data)), 0
 	}
-	if err := f.run.SetStatus(ctx, string(h.written)); err != nil {
-		if errors.Is(err, tracking.ErrBadStatus) {
-			h.written = nil
-			return 0, syscall.EINVAL
-		}
-		return 0, syscall.EIO
+	if errno := f.apply(ctx, h); errno != 0 {
+		return 0, errno
 	}
-	h.written = nil
 	return uint32(len(data)), 0
 }
 
-func (f *runFile) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno { return 0 }
+func (f *runFile) apply(ctx context.Context, h *runFileHandle) syscall.Errno {
+	w := h.written
+	h.written = nil
+	if strings.TrimSpace(string(w)) == "" {
+		return 0
+	}
+	if err := f.run.SetStatus(ctx, string(w)); err != nil {
+		if errors.Is(err, tracking.ErrBadStatus) {
+			return syscall.EINVAL
+		}
+		return syscall.EIO
+	}
+	return 0
+}
+
+// Flush, at close, applies a status written without a newline.
+func (f *runFile) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
+	h, ok := fh.(*runFileHandle)
+	if !ok || f.name != "status" {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return f.apply(ctx, h)
+}
 
 // metaJSON is a run's meta.json.
 func metaJSON(in *tracking.Info) []byte {

@@ -180,9 +180,20 @@ echo 0.75 >> metrics/train/acc
 		if err := os.WriteFile(filepath.Join(run, f), []byte("x"), 0); err == nil {
 			t.Fatalf("%s is writable", f)
 		}
-		if err := os.Remove(filepath.Join(run, f)); err == nil {
-			t.Fatalf("%s can be removed", f)
+		// Unlink gives way (rm -rf goes on) and changes nothing.
+		must(t, os.Remove(filepath.Join(run, f)))
+		if _, err := os.Stat(filepath.Join(run, f)); err != nil {
+			t.Fatalf("%s after unlink: %v", f, err)
 		}
+	}
+	// A status written in two writes, without a newline, is set at close.
+	sf, err := os.OpenFile(filepath.Join(run, "status"), os.O_WRONLY|os.O_TRUNC, 0)
+	must(t, err)
+	sf.WriteString("runn")
+	sf.WriteString("ing")
+	must(t, sf.Close())
+	if got := readFile(t, filepath.Join(run, "status")); got != "running\n" {
+		t.Fatalf("status after two writes reads %q", got)
 	}
 	ents, err := os.ReadDir(run)
 	must(t, err)
@@ -196,7 +207,7 @@ echo 0.75 >> metrics/train/acc
 }
 
 func TestRunNames(t *testing.T) {
-	mnt, _ := mountRuns(t, repo.TestRepo(t), 0)
+	mnt, runs_ := mountRuns(t, repo.TestRepo(t), 0)
 	runs := filepath.Join(mnt, "runs")
 	for _, bad := range []string{".hidden", "-x", "a b", strings.Repeat("a", 257), "é"} {
 		if err := os.Mkdir(filepath.Join(runs, bad), 0o755); !errors.Is(err, syscall.EINVAL) {
@@ -207,12 +218,22 @@ func TestRunNames(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(runs, "ok-1.2_x"), 0o755); !errors.Is(err, syscall.EEXIST) {
 		t.Errorf("second mkdir: %v, want EEXIST", err)
 	}
-	if err := os.Remove(filepath.Join(runs, "ok-1.2_x")); !errors.Is(err, syscall.EPERM) {
-		t.Errorf("rmdir of a run: %v, want EPERM", err)
+	must(t, os.WriteFile(filepath.Join(runs, "ok-1.2_x/params/p"), []byte("1"), 0o644))
+	if err := os.Remove(filepath.Join(runs, "ok-1.2_x")); !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Errorf("rmdir of a run with files: %v, want ENOTEMPTY", err)
 	}
 	ents, _ := os.ReadDir(runs)
 	if len(ents) != 1 || ents[0].Name() != "ok-1.2_x" {
 		t.Fatalf("runs/ lists %v", ents)
+	}
+	// rm -rf of a run folder removes the run, as mlfs runs rm does.
+	must(t, os.Mkdir(filepath.Join(runs, "gone"), 0o755))
+	sh(t, runs, "echo 1 >> gone/metrics/m; echo x > gone/tags/t; rm -rf gone")
+	if _, err := os.Stat(filepath.Join(runs, "gone")); !os.IsNotExist(err) {
+		t.Fatalf("after rm -rf: %v", err)
+	}
+	if _, err := runs_.Get(context.Background(), "gone"); !errors.Is(err, tracking.ErrNoRun) {
+		t.Fatalf("the tracker still has the removed run: %v", err)
 	}
 	// A bad metric key is reported, not indexed.
 	must(t, os.WriteFile(filepath.Join(runs, "ok-1.2_x/metrics/a..b"), []byte("1\n"), 0o644))
@@ -458,6 +479,22 @@ func TestArtifacts(t *testing.T) {
 	if err != nil || !bytes.Equal(got, model) {
 		t.Fatalf("a stored checkpoint reads back wrong (%v)", err)
 	}
+	// A file saved elsewhere in the run and moved into artifacts/ is
+	// stored too.
+	must(t, os.WriteFile(filepath.Join(run, "best.tmp"), model[:size/4], 0o644))
+	must(t, os.Rename(filepath.Join(run, "best.tmp"), filepath.Join(run, "artifacts/best.pt")))
+	waitForLong(t, 20*time.Second, func() bool {
+		d, err := tracking.Live{T: runs}.Show(context.Background(), "ckpt")
+		if err != nil {
+			return false
+		}
+		for _, a := range d.Artifacts {
+			if a.Path == "artifacts/best.pt" {
+				return a.ID != ""
+			}
+		}
+		return false
+	})
 }
 
 func waitForLong(t *testing.T, d time.Duration, cond func() bool) {
@@ -577,5 +614,20 @@ func TestRunsAcrossRestart(t *testing.T) {
 	hist, err := tracking.Live{T: runs}.History(context.Background(), "again", "loss", 10)
 	if err != nil || len(hist) != 3 || float64(hist[0].Min) != 0.5 || hist[2].LastStep != 2 {
 		t.Fatalf("history after a restart: %+v %v", hist, err)
+	}
+}
+
+// A flood of bad lines is counted in full; the errors file lists the
+// first of each file and says how many more there were.
+func TestRunErrorFlood(t *testing.T) {
+	mnt, runs := mountRuns(t, repo.TestRepo(t), 0)
+	run := filepath.Join(mnt, "runs", "flood")
+	must(t, os.Mkdir(run, 0o755))
+	sh(t, run, `i=0; while [ $i -lt 150 ]; do echo "x$i"; i=$((i+1)); done > metrics/bad; echo "nope" > metrics/other`)
+	in := info(t, runs, "flood", func(in *tracking.Info) bool { return in.Errors == 151 })
+	_ = in
+	lines := strings.Split(strings.TrimSpace(readFile(t, filepath.Join(run, "errors"))), "\n")
+	if len(lines) != 102 || lines[100] != "metrics/other:1: \"nope\": not a number" || lines[101] != "metrics/bad: 50 more rejected lines, not listed" {
+		t.Fatalf("errors file: %d lines, ending %q", len(lines), lines[max(len(lines)-2, 0):])
 	}
 }

@@ -29,7 +29,8 @@ type FsckStats struct {
 	Versions, Trees, Files, Chunks, Bytes, Problems int64
 }
 
-// Fsck reads every object reachable from every version, checks that it
+// Fsck reads every object reachable from every version and from the
+// roots added with AddRoots, checks that it
 // hashes to its id and decodes, and reports each bad or missing one once.
 // The error is non-nil only when the check itself could not run.
 func (r *Repo) Fsck(ctx context.Context, report func(Problem)) (FsckStats, error) {
@@ -39,6 +40,21 @@ func (r *Repo) Fsck(ctx context.Context, report func(Problem)) (FsckStats, error
 		c.version(name, id)
 		return ctx.Err()
 	})
+	// What else is kept besides versions (working trees, run artifacts)
+	// is read back the same way.
+	for _, roots := range r.roots {
+		if err != nil {
+			break
+		}
+		err = roots.walk(ctx, func(id cas.ID, dir bool) error {
+			if dir {
+				c.tree(id, roots.name+": ")
+			} else {
+				c.file(id, -1, roots.name+": file "+id.Short())
+			}
+			return ctx.Err()
+		})
+	}
 	c.wg.Wait()
 	c.stats.Problems = c.problems.Load()
 	return c.stats, err
@@ -134,7 +150,7 @@ func (c *checker) file(id cas.ID, size int64, where string) {
 		return
 	}
 	f, err := c.r.loadFile(c.ctx, id)
-	if err == nil && f.Size != size {
+	if err == nil && size >= 0 && f.Size != size {
 		err = fmt.Errorf("holds %d bytes, its tree entry says %d: %w", f.Size, size, cas.ErrCorrupt)
 	}
 	if err != nil {

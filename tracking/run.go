@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -24,8 +26,44 @@ var Reserved = []string{"status", "meta.json", "summary.json", "errors"}
 // Folders every run has from the start.
 var runFolders = []string{"artifacts", "metrics", "params", "tags"}
 
-// maxErrors bounds the rejected lines a run lists; the count goes on.
-const maxErrors = 1000
+// A run lists at most maxErrors rejected lines, at most maxFileErrors of
+// one file; beyond that it counts them, per file.
+const (
+	maxErrors     = 1000
+	maxFileErrors = 100
+)
+
+// errorLog is a run's rejected lines: those listed, and how many each file
+// had in all.
+type errorLog struct {
+	Listed []RunError       `json:"listed"`
+	Counts map[string]int64 `json:"counts"`
+}
+
+func (l *errorLog) total() int64 {
+	var n int64
+	for _, c := range l.Counts {
+		n += c
+	}
+	return n
+}
+
+// Lines returns the errors file's content: every listed line, then a line
+// per file for those not listed.
+func (l *errorLog) Lines() []string {
+	var out []string
+	shown := map[string]int64{}
+	for _, e := range l.Listed {
+		out = append(out, e.String())
+		shown[e.File]++
+	}
+	for _, f := range slices.Sorted(maps.Keys(l.Counts)) {
+		if n := l.Counts[f] - shown[f]; n > 0 {
+			out = append(out, fmt.Sprintf("%s: %d more rejected lines, not listed", f, n))
+		}
+	}
+	return out
+}
 
 // RunError is a rejected line.
 type RunError struct {
@@ -58,6 +96,7 @@ type Run struct {
 		lastWrite int64
 		pids      map[uint32]struct{}
 		writers   int
+		queued    map[uint64]bool // artifacts waiting to be stored
 	}
 
 	mu        sync.Mutex
@@ -66,7 +105,7 @@ type Run struct {
 	loaded    bool               // sources read from the index
 	sources   map[string]*source // by path
 	byIno     map[uint64]*source
-	errs      []RunError
+	errs      errorLog
 	drops     []string // paths whose stored points go at the next commit
 	gone      []string // paths no longer tracked: their state goes too
 	dirty     bool     // info or errors to commit
@@ -194,6 +233,7 @@ func (r *Run) process(ctx context.Context) {
 	// After the files' events: a file new to the rescan is read whole.
 	if rescan {
 		r.rescan(ctx)
+		r.storeArtifacts(ctx)
 	}
 	r.recompute()
 	for _, ino := range store {
@@ -225,9 +265,7 @@ func (r *Run) load(ctx context.Context) {
 	if err != nil {
 		r.log.Error("load a run's tracked files", "run", r.id, "err", err)
 	}
-	if raw, err := r.kv.Get(errorsKey(r.id)); err == nil {
-		json.Unmarshal(raw, &r.errs)
-	}
+	r.errs = readErrors(r.kv, r.id)
 	r.kv.Set(activeKey(r.id), nil)
 	// Files may have grown after the last commit (a daemon killed in
 	// between): catch up with every one.
@@ -236,15 +274,23 @@ func (r *Run) load(ctx context.Context) {
 		r.ingest(ctx, s, false)
 	}
 	r.recompute()
-	// Artifacts closed but not stored when the last daemon stopped.
-	if a, err := r.tree.Lookup(ctx, worktree.RootIno, "artifacts"); err == nil {
-		r.tree.Walk(ctx, a.Ino, func(path string, at worktree.Attr) error {
-			if at.Type == object.TypeFile && at.ID.IsZero() && !r.tree.Writing(at.Ino) {
-				r.t.storeArtifact(r, at.Ino)
-			}
-			return nil
-		})
+	r.storeArtifacts(ctx)
+}
+
+// storeArtifacts queues every file under artifacts/ whose bytes are not
+// in the store yet and that nothing writes: files moved in from elsewhere,
+// and those a stopped daemon did not store.
+func (r *Run) storeArtifacts(ctx context.Context) {
+	a, err := r.tree.Lookup(ctx, worktree.RootIno, "artifacts")
+	if err != nil || a.Type != object.TypeDir {
+		return
 	}
+	r.tree.Walk(ctx, a.Ino, func(path string, at worktree.Attr) error {
+		if at.Type == object.TypeFile && at.ID.IsZero() && !r.tree.Writing(at.Ino) {
+			r.t.storeArtifact(r, at.Ino)
+		}
+		return nil
+	})
 }
 
 // rescan finds the tracked files by walking the run folder (artifacts
@@ -359,37 +405,30 @@ func rank(path string) int {
 }
 
 func (r *Run) addError(file string, line int64, reason string) {
-	r.info.Errors++
 	r.dirty, r.errsDirty = true, true
 	e := RunError{File: file, Line: line, Reason: reason, Time: time.Now().UnixMilli()}
 	r.t.logBadLine(r.id, e)
-	if len(r.errs) < maxErrors {
-		r.errs = append(r.errs, e)
+	if r.errs.Counts == nil {
+		r.errs.Counts = map[string]int64{}
 	}
+	if len(r.errs.Listed) < maxErrors && r.errs.Counts[file] < maxFileErrors {
+		r.errs.Listed = append(r.errs.Listed, e)
+	}
+	r.errs.Counts[file]++
+	r.info.Errors = r.errs.total()
 }
 
-func (r *Run) hasError(file string) bool {
-	for _, e := range r.errs {
-		if e.File == file {
-			return true
-		}
-	}
-	return false
-}
+func (r *Run) hasError(file string) bool { return r.errs.Counts[file] > 0 }
 
 // clearErrors drops the errors of a file about to be parsed again.
 func (r *Run) clearErrors(file string) {
-	kept := r.errs[:0]
-	for _, e := range r.errs {
-		if e.File != file {
-			kept = append(kept, e)
-		} else {
-			r.info.Errors--
-			r.errsDirty = true
-		}
+	if r.errs.Counts[file] == 0 {
+		return
 	}
-	r.errs = kept
-	r.info.Errors = max(r.info.Errors, int64(len(r.errs)))
+	r.errs.Listed = slices.DeleteFunc(r.errs.Listed, func(e RunError) bool { return e.File == file })
+	delete(r.errs.Counts, file)
+	r.info.Errors = r.errs.total()
+	r.dirty, r.errsDirty = true, true
 }
 
 // commit writes what changed to the index in one batch and returns the
@@ -472,7 +511,7 @@ func (r *Run) unloadIfIdle(now time.Time) bool {
 			}
 		}
 	}
-	r.loaded, r.sources, r.byIno, r.errs = false, nil, nil, nil
+	r.loaded, r.sources, r.byIno, r.errs = false, nil, nil, errorLog{}
 	r.kv.Delete(activeKey(r.id))
 	return true
 }
@@ -485,20 +524,33 @@ func (r *Run) Info() *Info {
 }
 
 // Errors returns the rejected lines.
-func (r *Run) Errors() []RunError {
+func (r *Run) Errors() ErrorList {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.loadErrors()
-	return append([]RunError(nil), r.errs...)
+	l := r.errs
+	if !r.loaded {
+		l = readErrors(r.kv, r.id)
+	}
+	return ErrorList{Listed: append([]RunError{}, l.Listed...), Counts: maps.Clone(l.Counts)}
 }
 
-func (r *Run) loadErrors() {
-	if r.loaded || r.errs != nil {
-		return
+// ErrorList is a run's rejected lines: those listed, and the count of all
+// of them per file.
+type ErrorList = errorLog
+
+// readErrors reads a run's rejected lines; a damaged list reads as none.
+func readErrors(kv index.KV, id string) errorLog {
+	l := errorLog{Listed: []RunError{}, Counts: map[string]int64{}}
+	if raw, err := kv.Get(errorsKey(id)); err == nil {
+		json.Unmarshal(raw, &l)
 	}
-	if raw, err := r.kv.Get(errorsKey(r.id)); err == nil {
-		json.Unmarshal(raw, &r.errs)
+	if l.Listed == nil {
+		l.Listed = []RunError{}
 	}
+	if l.Counts == nil {
+		l.Counts = map[string]int64{}
+	}
+	return l
 }
 
 // Status returns the run's status.
@@ -575,6 +627,9 @@ func (r *Run) killedCheck(now time.Time, after time.Duration) bool {
 		return false
 	}
 	last := max(r.info.LastWrite, r.info.Start)
+	for _, d := range r.info.Datasets {
+		last = max(last, d.Time) // reading counts as a sign of life
+	}
 	if now.Sub(time.UnixMilli(last)) < after {
 		return false
 	}

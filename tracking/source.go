@@ -197,13 +197,19 @@ func (r *Run) ingest(ctx context.Context, s *source, final bool) {
 			limit = maxTag
 		}
 		r.clearErrors(s.path)
-		data, err := readAll(ctx, r.tree, s.ino, limit)
+		// Read a little past the limit: white space around the value
+		// does not count.
+		const slack = 64
+		data, err := readAll(ctx, r.tree, s.ino, limit+slack)
 		if err != nil {
 			r.log.Warn("read a tracked file", "run", r.id, "file", s.path, "err", err)
 			return
 		}
 		v, err := parse.Value(data, limit)
 		s.values = map[string]string{}
+		if len(data) > limit+slack {
+			err = fmt.Errorf("value larger than %d bytes", limit)
+		}
 		if err != nil {
 			r.addError(s.path, 0, err.Error())
 		} else {

@@ -2,7 +2,6 @@ package tracking
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -128,6 +127,7 @@ func (t *Tracker) newRun(in Info) *Run {
 	r := &Run{t: t, id: in.ID, kv: t.kv, log: t.log, info: in}
 	r.ev.files = map[uint64]*fileEvent{}
 	r.ev.pids = map[uint32]struct{}{}
+	r.ev.queued = map[uint64]bool{}
 	return r
 }
 
@@ -358,20 +358,7 @@ func LoadInfos(kv index.KV) ([]*Info, error) {
 }
 
 // LoadErrors reads run id's rejected lines from kv.
-func LoadErrors(kv index.KV, id string) ([]RunError, error) {
-	raw, err := kv.Get(errorsKey(id))
-	if errors.Is(err, index.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []RunError
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return nil, fmt.Errorf("run %s: errors: %w", id, err)
-	}
-	return out, nil
-}
+func LoadErrors(kv index.KV, id string) ErrorList { return readErrors(kv, id) }
 
 // wake queues r for the ingest loop.
 func (t *Tracker) wake(r *Run) {
@@ -516,10 +503,16 @@ func (t *Tracker) logBadLine(id string, e RunError) {
 
 // storeArtifact queues file ino of r to be stored in the store.
 func (t *Tracker) storeArtifact(r *Run, ino uint64) {
+	r.ev.Lock()
+	defer r.ev.Unlock()
+	if r.ev.queued[ino] {
+		return
+	}
 	select {
 	case t.artifacts <- artifactJob{r, ino}:
+		r.ev.queued[ino] = true
 	default:
-		t.log.Warn("artifact queue full; the file stays local until it is closed again", "run", r.id)
+		t.log.Warn("artifact queue full; the file stays local until the run's folder changes again", "run", r.id)
 	}
 }
 
@@ -536,6 +529,11 @@ func (t *Tracker) storer(ctx context.Context) {
 }
 
 func (t *Tracker) storeOne(ctx context.Context, j artifactJob) {
+	defer func() {
+		j.r.ev.Lock()
+		delete(j.r.ev.queued, j.ino)
+		j.r.ev.Unlock()
+	}()
 	if t.opt.Repo == nil || j.r.tree.Writing(j.ino) {
 		return
 	}

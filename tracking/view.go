@@ -53,7 +53,7 @@ func search(infos []*Info, req SearchRequest) (*SearchResult, error) {
 // Detail is one run in full.
 type Detail struct {
 	Info      *Info      `json:"info"`
-	Errors    []RunError `json:"errors"`
+	Errors    ErrorList  `json:"errors"`
 	Artifacts []Artifact `json:"artifacts"`
 }
 
@@ -102,10 +102,7 @@ func (o *Offline) Show(ctx context.Context, id string) (*Detail, error) {
 	if err != nil {
 		return nil, err
 	}
-	errs, err := LoadErrors(o.KV, id)
-	if err != nil {
-		return nil, err
-	}
+	errs := LoadErrors(o.KV, id)
 	t, err := worktree.Open(ctx, o.KV, filepath.Join(o.DataDir, id), treeName(id), cas.ID{}, cas.ID{}, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", id, err)

@@ -248,10 +248,11 @@ func diffCmd(g *globals) *cobra.Command {
 func fsckCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "fsck",
-		Short: "Verify every object that a version reaches; exit 1 if any is bad",
+		Short: "Verify every object that a version, a working tree or a run's artifacts reach; exit 1 if any is bad",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := g.open(cmd.Context(), false)
+			// With the index: working trees and run artifacts are checked too.
+			s, err := g.open(cmd.Context(), true)
 			if err != nil {
 				return err
 			}

@@ -89,6 +89,7 @@ func mountCmd(g *globals) *cobra.Command {
 			}
 			d := exec.Command(self, dargs...)
 			d.Stdout, d.Stderr = logf, logf
+			d.Dir = "/" // the daemon must not keep the caller's folder busy
 			d.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 			if err := d.Start(); err != nil {
 				return fmt.Errorf("start the daemon: %w", err)

@@ -107,11 +107,15 @@ func runsCmd(g *globals) *cobra.Command {
 				}
 				return nil
 			}
+			hidden := 0
 			if cols == nil {
-				cols = defaultColumns(res.Runs, filter, sortBy)
+				cols, hidden = defaultColumns(res.Runs, filter, sortBy)
 			}
 			if err := runsTable(out, res.Runs, cols); err != nil {
 				return err
+			}
+			if hidden > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%d more params and metrics not shown (pick them with --columns; mlfs runs show RUN lists all)\n", hidden)
 			}
 			if len(res.Runs) < res.Total {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%d of %d runs shown (--limit 0 shows all)\n", len(res.Runs), res.Total)
@@ -136,7 +140,7 @@ func writeJSONOut(w io.Writer, v any) error {
 
 // defaultColumns shows the fields of the filter and sort, then the
 // metrics and params the shown runs have (a few of each).
-func defaultColumns(runs []*tracking.Info, filter, sortBy string) []query.Field {
+func defaultColumns(runs []*tracking.Info, filter, sortBy string) ([]query.Field, int) {
 	var cols []query.Field
 	seen := map[query.Field]bool{}
 	addCol := func(f query.Field) {
@@ -173,6 +177,7 @@ func defaultColumns(runs []*tracking.Info, filter, sortBy string) []query.Field 
 	}
 	sort.Strings(metrics)
 	sort.Strings(params)
+	hidden := max(len(params)-6, 0) + max(len(metrics)-8, 0)
 	for i, k := range params {
 		if i == 6 {
 			break
@@ -185,7 +190,7 @@ func defaultColumns(runs []*tracking.Info, filter, sortBy string) []query.Field 
 		}
 		addCol(query.Field{Kind: query.Metric, Key: k})
 	}
-	return cols
+	return cols, hidden
 }
 
 func runsTable(out io.Writer, runs []*tracking.Info, cols []query.Field) error {
@@ -259,6 +264,16 @@ func printable(s string) string {
 	}, s)
 }
 
+// printableLong is printable without the cut to 40 characters.
+func printableLong(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
 func humanDuration(ms int64) string {
 	d := time.Duration(ms) * time.Millisecond
 	switch {
@@ -286,6 +301,9 @@ func runsShowCmd(g *globals) *cobra.Command {
 			defer closeFn()
 			out := cmd.OutOrStdout()
 			if metric != "" {
+				if points <= 0 {
+					return fmt.Errorf("--points %d: want at least 1", points)
+				}
 				bs, err := v.History(cmd.Context(), args[0], metric, points)
 				if err != nil {
 					return err
@@ -367,8 +385,8 @@ func showRun(out io.Writer, d *tracking.Detail) error {
 	}
 	if r.Errors > 0 {
 		fmt.Fprintf(out, "\nrejected lines (%d):\n", r.Errors)
-		for _, e := range d.Errors {
-			fmt.Fprintf(out, "  %s\n", printable(e.String()))
+		for _, l := range d.Errors.Lines() {
+			fmt.Fprintf(out, "  %s\n", printableLong(l))
 		}
 	}
 	return nil

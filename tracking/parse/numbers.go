@@ -12,8 +12,30 @@ func transient(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-// parseInt parses an optionally signed decimal integer.
+// parseInt parses an optionally signed decimal integer. A decimal number
+// with no fraction ("3.0", "1e3") is that integer too: steps and epochs
+// often come out of numpy or pandas as floats.
 func parseInt(b []byte) (int64, string) {
+	v, why := parseDigits(b)
+	if why == "not an integer" && decimal(b) {
+		if f, err := strconv.ParseFloat(transient(b), 64); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+			return int64(f), ""
+		}
+	}
+	return v, why
+}
+
+// decimal reports whether b holds only what a decimal float is made of.
+func decimal(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-') {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+func parseDigits(b []byte) (int64, string) {
 	s := b
 	neg := false
 	if len(s) > 0 && (s[0] == '+' || s[0] == '-') {
