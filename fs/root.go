@@ -51,6 +51,7 @@ type sys struct {
 	work      *worktree.Set
 	runs      *tracking.Tracker
 	pidRuns   runOfPID
+	started   time.Time // shown as the time of runs/
 	objs      cas.Getter
 	log       *slog.Logger
 	readAhead int64
@@ -115,7 +116,7 @@ func New(opt Options) *Root {
 	if opt.Fetchers <= 0 {
 		opt.Fetchers = 8
 	}
-	return &Root{sys: &sys{repo: opt.Repo, work: opt.Work, runs: opt.Runs, objs: opt.Objects, log: opt.Log,
+	return &Root{sys: &sys{repo: opt.Repo, work: opt.Work, runs: opt.Runs, objs: opt.Objects, log: opt.Log, started: time.Now(),
 		readAhead: opt.ReadAhead, fetchers: make(chan struct{}, opt.Fetchers)}}
 }
 

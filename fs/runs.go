@@ -38,6 +38,7 @@ var (
 func (d *runsDir) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = syscall.S_IFDIR | 0o755
 	out.Nlink = 2
+	out.SetTimes(nil, &d.sys.started, &d.sys.started)
 	out.SetTimeout(rootTimeout)
 	return 0
 }

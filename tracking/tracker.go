@@ -557,9 +557,10 @@ func (t *Tracker) storeOne(ctx context.Context, j artifactJob) {
 
 // Stats describes the tracker's work since it opened.
 type Stats struct {
-	Runs   int   `json:"runs"`
-	Active int   `json:"active"` // runs whose parsers are in memory
-	Points int64 `json:"points"` // metric points parsed
+	Runs    int   `json:"runs"`
+	Running int   `json:"running"`
+	Active  int   `json:"active"` // runs whose parsers are in memory
+	Points  int64 `json:"points"` // metric points parsed
 	// BytesRead is the bytes of metric files read to parse them: each
 	// byte is read once, however the file is appended to.
 	BytesRead int64 `json:"bytes_read"`
@@ -577,6 +578,9 @@ func (t *Tracker) Stats() Stats {
 		r.mu.Lock()
 		if r.loaded {
 			st.Active++
+		}
+		if r.info.Status == Running {
+			st.Running++
 		}
 		r.mu.Unlock()
 	}

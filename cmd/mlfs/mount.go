@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -173,7 +175,7 @@ func umountCmd(g *globals) *cobra.Command {
 			}
 			// The daemon flushes and exits once it sees the unmount.
 			for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-				if syscall.Kill(pid, 0) != nil {
+				if exited(pid) {
 					fmt.Fprintf(cmd.OutOrStdout(), "unmounted %s\n", dir)
 					return nil
 				}
@@ -183,6 +185,23 @@ func umountCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the daemon to finish")
 	return cmd
+}
+
+// exited reports whether process pid is gone, or has exited and waits to
+// be reaped (a zombie: its parent, often PID 1, reaps it when it will).
+func exited(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return true
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	// The state follows the command name, which is in parentheses.
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] == 'Z' || b[i+2] == 'X'
+	}
+	return false
 }
 
 func unmount(dir string) error {
@@ -298,8 +317,8 @@ func statusCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(out, "cache   %s of %s in %d chunks; %d hits, %d misses, %s fetched, %d evicted, %d found damaged and fetched again\n",
 				humanBytes(cs.Bytes), humanBytes(cs.MaxBytes), cs.Count, cs.Hits, cs.Misses, humanBytes(cs.FetchedBytes), cs.Evictions, cs.Dropped)
 			rs := st.Runs
-			fmt.Fprintf(out, "runs    %d (%d active); %d metric points parsed from %s since the daemon started\n",
-				rs.Runs, rs.Active, rs.Points, humanBytes(rs.BytesRead))
+			fmt.Fprintf(out, "runs    %d (%d running, %d with parsers in memory); %d metric points parsed from %s since the daemon started\n",
+				rs.Runs, rs.Running, rs.Active, rs.Points, humanBytes(rs.BytesRead))
 			if len(st.Errors) == 0 {
 				fmt.Fprintln(out, "errors  none")
 				return nil
