@@ -9,8 +9,9 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/mlfs
 
-# The quick start: installs what it needs, then versions the real iris
-# data set with the embedded local store (see scripts/demo).
+# The quick start: installs what it needs, then runs the iris lab on a
+# mount with the embedded local store: versions, lazy reads, runs with
+# lineage and models (see scripts/demo).
 demo:
 	bash scripts/demo
 
