@@ -79,6 +79,7 @@ type Store struct {
 type packInfo struct {
 	id      cas.ID
 	size    int64
+	blobs   int // in its index
 	deleted bool
 }
 
@@ -175,7 +176,7 @@ func (s *Store) addPack(id cas.ID, size int64, entries []Entry, overwrite ...boo
 	n, ok := s.packNum[id]
 	if !ok {
 		n = uint32(len(s.packs))
-		s.packs = append(s.packs, packInfo{id: id, size: size})
+		s.packs = append(s.packs, packInfo{id: id, size: size, blobs: len(entries)})
 		s.packNum[id] = n
 	}
 	for _, e := range entries {
@@ -613,7 +614,9 @@ func (s *Store) Compact(ctx context.Context, minLive float64) (CompactStats, err
 			s.markDeleted(n)
 			st.PacksDeleted++
 			st.BytesFreed += p.size
-		case float64(live[n]) < minLive*float64(p.size):
+		case len(blobs[n]) < p.blobs && float64(live[n]) < minLive*float64(p.size):
+			// Only a pack with dead blobs is rewritten: one whose blobs
+			// are all live would come out the same, under the same name.
 			for _, id := range blobs[n] {
 				b, err := s.Get(ctx, id)
 				if err != nil {
@@ -629,8 +632,18 @@ func (s *Store) Compact(ctx context.Context, minLive float64) (CompactStats, err
 	if err := s.Flush(ctx); err != nil {
 		return st, err
 	}
-	// The rewritten blobs now point at new packs; the old ones can go.
+	// The rewritten blobs now point at new packs; the old ones can go,
+	// unless a blob still lives there (a new pack that came out the same).
+	s.mu.RLock()
+	used := map[uint32]bool{}
+	for _, l := range s.idx {
+		used[l.pack] = true
+	}
+	s.mu.RUnlock()
 	for _, n := range rewritten {
+		if used[uint32(n)] {
+			continue
+		}
 		if err := s.be.Delete(ctx, packs[n].id); err != nil {
 			return st, err
 		}
