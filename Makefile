@@ -15,7 +15,7 @@ build:
 demo:
 	bash scripts/demo
 
-# Every test, FUSE and emulator tests included; run as root for all of them.
+# Every test, the FUSE ones included; run as root for all of them.
 test: vet
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race ./cas/... ./index/... ./repo/... ./fs/... ./worktree/... ./daemon/... ./tracking/...

@@ -49,6 +49,8 @@ type Tracker struct {
 
 	mu   sync.Mutex
 	runs map[string]*Run
+	// unknownRuns are the MLFS_RUN values without a run, warned about once.
+	unknownRuns map[string]bool
 
 	pendingMu sync.Mutex
 	pending   map[*Run]struct{}
@@ -92,7 +94,7 @@ func Open(ctx context.Context, opt Options) (*Tracker, error) {
 	if err := os.MkdirAll(opt.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("runs: %w", err)
 	}
-	t := &Tracker{opt: opt, kv: opt.KV, log: opt.Log, runs: map[string]*Run{}, pending: map[*Run]struct{}{},
+	t := &Tracker{opt: opt, kv: opt.KV, log: opt.Log, runs: map[string]*Run{}, unknownRuns: map[string]bool{}, pending: map[*Run]struct{}{},
 		kick: make(chan struct{}, 1), artifacts: make(chan artifactJob, 1024), readBuf: make([]byte, 1<<20), done: make(chan struct{})}
 	infos, err := LoadInfos(opt.KV)
 	if err != nil {
@@ -274,7 +276,14 @@ func (t *Tracker) Sync(ctx context.Context) error {
 func (t *Tracker) ReadBy(runID, ref string, version cas.ID) {
 	t.mu.Lock()
 	r := t.runs[runID]
+	warn := r == nil && !t.unknownRuns[runID] && len(t.unknownRuns) < 1000
+	if warn {
+		t.unknownRuns[runID] = true
+	}
 	t.mu.Unlock()
+	if warn {
+		t.log.Warn("MLFS_RUN names no run; its reads are not recorded (mkdir the run first)", "run", runID, "version", ref)
+	}
 	if r == nil {
 		return
 	}

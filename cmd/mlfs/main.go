@@ -59,6 +59,24 @@ func explain(err error) string {
 	return msg
 }
 
+// version is the module version and the commit mlfs was built from.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
+		if s.Key == "vcs.modified" && s.Value == "true" {
+			v += "+changes"
+		}
+	}
+	return v + " " + bi.GoVersion
+}
+
 type globals struct {
 	store   string
 	verbose bool
@@ -73,6 +91,7 @@ func newRoot() *cobra.Command {
 		Short:         "Versioned datasets and run tracking through a filesystem",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
 			level := slog.LevelWarn
 			if g.verbose {

@@ -60,7 +60,9 @@ func runsCmd(g *globals) *cobra.Command {
   FIELD OP VALUE, where FIELD is metrics.KEY (the last value), params.KEY,
   tags.KEY or an attribute (status, experiment, start_time, end_time,
   duration, user, host, dataset, id), and OP one of = != < <= > >= LIKE
-  ILIKE IN. Strings are quoted: params.model = 'svm'.
+  ILIKE IN, NOT IN, IS NULL, IS NOT NULL. Strings are quoted:
+  params.model = 'svm'. Times and duration are in milliseconds; a quoted
+  date works too: start_time > '2026-12-01'.
   --sort takes "FIELD [asc|desc]", several separated by commas.`,
 		Example: `  mlfs runs --filter "metrics.accuracy > 0.9 and params.model = 'svm'" --sort "metrics.accuracy desc"
   mlfs runs --filter "tags.experiment = 'iris' and status = 'finished'" --columns params.C,metrics.accuracy
