@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -110,12 +111,14 @@ func Load(env Env) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	c.Paths = paths
+	var fromEnv []string
 	for name, field := range map[string]*string{
 		"MLFS_STORE": &c.Store, "MLFS_REMOTE": &c.Remote, "MLFS_MOUNT": &c.Mount, "MLFS_CACHE_SIZE": &c.CacheSize,
 		"MLFS_RUNS_KILLED_AFTER": &c.RunsKilledAfter,
 	} {
 		if v := env(name); v != "" {
 			*field = v
+			fromEnv = append(fromEnv, name)
 		}
 	}
 	if c.Store == "" {
@@ -124,7 +127,18 @@ func Load(env Env) (*Config, error) {
 	if c.Mount == "" {
 		c.Mount = "/mnt/ml"
 	}
-	return c, c.Check()
+	if err := c.Check(); err != nil {
+		// Name the variable when a bad value came from one, not the file.
+		sort.Strings(fromEnv)
+		for _, name := range fromEnv {
+			key := strings.ToLower(strings.TrimPrefix(name, "MLFS_"))
+			if strings.Contains(err.Error(), key) {
+				return nil, fmt.Errorf("%w (the value comes from $%s)", err, name)
+			}
+		}
+		return nil, err
+	}
+	return c, nil
 }
 
 // Parse decodes a config file strictly: unknown keys are errors, so a typo

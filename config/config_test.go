@@ -134,3 +134,16 @@ func TestRemoteRefused(t *testing.T) {
 		t.Error("Load accepted MLFS_REMOTE")
 	}
 }
+
+func TestBadEnvValueIsNamed(t *testing.T) {
+	d := t.TempDir()
+	env := map[string]string{"HOME": d, "MLFS_CACHE_SIZE": "bogus"}
+	_, err := Load(envOf(env))
+	if err == nil || !strings.Contains(err.Error(), "$MLFS_CACHE_SIZE") {
+		t.Fatalf("bad MLFS_CACHE_SIZE: %v", err)
+	}
+	env = map[string]string{"HOME": d, "MLFS_RUNS_KILLED_AFTER": "soon"}
+	if _, err := Load(envOf(env)); err == nil || !strings.Contains(err.Error(), "$MLFS_RUNS_KILLED_AFTER") {
+		t.Fatalf("bad MLFS_RUNS_KILLED_AFTER: %v", err)
+	}
+}
