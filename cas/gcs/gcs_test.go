@@ -1,0 +1,345 @@
+package gcs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"cloud.google.com/go/storage"
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/option"
+
+	"github.com/mlfs/mlfs/cas"
+	"github.com/mlfs/mlfs/cas/castest"
+	"github.com/mlfs/mlfs/cas/gcs"
+)
+
+const (
+	bucket = "mlfs"
+	prefix = "team/mlfs"
+)
+
+// server starts an in-memory GCS on 127.0.0.1 with the bucket created, and
+// returns its JSON API endpoint.
+func server(t *testing.T) (*fakestorage.Server, string) {
+	t.Helper()
+	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{
+		Scheme:     "http",
+		Host:       "127.0.0.1",
+		Port:       0,
+		NoListener: false,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	if !strings.HasPrefix(srv.URL(), "http://127.0.0.1:") {
+		t.Fatalf("fake server listens at %s, want 127.0.0.1", srv.URL())
+	}
+	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
+	return srv, srv.URL() + "/storage/v1/"
+}
+
+// client talks to the fake server at endpoint. Reads use the JSON API: the
+// default XML reads go to the public host, which the emulator does not
+// match, and fail with "object doesn't exist".
+func client(t *testing.T, endpoint string) *storage.Client {
+	t.Helper()
+	c, err := storage.NewClient(context.Background(),
+		option.WithEndpoint(endpoint),
+		option.WithoutAuthentication(),
+		storage.WithJSONReads(),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func open(t *testing.T, c *storage.Client, prefix string) *gcs.Store {
+	t.Helper()
+	s, err := gcs.Open(context.Background(), gcs.Options{Bucket: bucket, Prefix: prefix, Client: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func rawGet(t *testing.T, c *storage.Client, key string) []byte {
+	t.Helper()
+	r, err := c.Bucket(bucket).Object(key).NewReader(context.Background())
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func rawPut(t *testing.T, c *storage.Client, key string, data []byte) {
+	t.Helper()
+	w := c.Bucket(bucket).Object(key).NewWriter(context.Background())
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func harness(newStore func(t *testing.T) cas.Store, reopen func(t *testing.T, s *gcs.Store) cas.Store) castest.Harness {
+	return castest.Harness{
+		New: newStore,
+		Corrupt: func(t *testing.T, cs cas.Store, id cas.ID) {
+			s := cs.(*gcs.Store)
+			// Behind the store's back, through its client.
+			key := s.ObjectKey(id)
+			b := rawGet(t, s.Client(), key)
+			b[len(b)/2] ^= 1
+			rawPut(t, s.Client(), key, b)
+		},
+		Reopen: func(t *testing.T, cs cas.Store) cas.Store {
+			s := cs.(*gcs.Store)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return reopen(t, s)
+		},
+	}
+}
+
+func TestConformance(t *testing.T) {
+	castest.Run(t, harness(func(t *testing.T) cas.Store {
+		_, endpoint := server(t)
+		return open(t, client(t, endpoint), prefix)
+	}, func(t *testing.T, s *gcs.Store) cas.Store {
+		return gcs.New(s.Client(), s.Bucket(), s.Prefix())
+	}))
+}
+
+// Without a prefix, and with a client that Open builds from Options (and
+// Close closes, so Reopen opens again from the same Options).
+func TestConformanceOpenedFromOptions(t *testing.T) {
+	var endpoints sync.Map // *gcs.Store -> endpoint
+	openOpts := func(t *testing.T, endpoint string) *gcs.Store {
+		s, err := gcs.Open(context.Background(), gcs.Options{Bucket: bucket, Endpoint: endpoint})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Prefix() != "" {
+			t.Fatalf("prefix %q", s.Prefix())
+		}
+		endpoints.Store(s, endpoint)
+		return s
+	}
+	castest.Run(t, harness(func(t *testing.T) cas.Store {
+		_, endpoint := server(t)
+		return openOpts(t, endpoint)
+	}, func(t *testing.T, s *gcs.Store) cas.Store {
+		e, _ := endpoints.Load(s)
+		return openOpts(t, e.(string))
+	}))
+}
+
+func TestLayout(t *testing.T) {
+	ctx := context.Background()
+	_, endpoint := server(t)
+	c := client(t, endpoint)
+	s := open(t, c, "/"+prefix+"/")
+	data := []byte("hello, bucket")
+	id := cas.Sum(data)
+	if err := s.Put(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRef(ctx, "iris/v1", id); err != nil {
+		t.Fatal(err)
+	}
+	h := id.String()
+	if got := rawGet(t, c, prefix+"/objects/"+h[:2]+"/"+h); string(got) != string(data) {
+		t.Fatalf("object holds %q", got)
+	}
+	if got := rawGet(t, c, prefix+"/refs/iris/v1"); string(got) != h+"\n" {
+		t.Fatalf("ref holds %q", got)
+	}
+	if s.String() != "gs://mlfs/team/mlfs" {
+		t.Fatalf("String() = %q", s.String())
+	}
+}
+
+// The fake server must honour the DoesNotExist condition for the ref race
+// to mean anything: check it directly, then race sixteen creators on one
+// name, five times.
+func TestConditionalCreate(t *testing.T) {
+	ctx := context.Background()
+	_, endpoint := server(t)
+	c := client(t, endpoint)
+	put := func() error {
+		w := c.Bucket(bucket).Object("cond").If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
+		if _, err := w.Write([]byte("x")); err != nil {
+			return err
+		}
+		return w.Close()
+	}
+	if err := put(); err != nil {
+		t.Fatalf("first conditional write: %v", err)
+	}
+	err := put()
+	var ge *googleapi.Error
+	if !errors.As(err, &ge) || ge.Code != http.StatusPreconditionFailed {
+		t.Fatalf("second conditional write: %v; want HTTP 412", err)
+	}
+
+	s := open(t, c, prefix)
+	const n = 16
+	for round := 0; round < 5; round++ {
+		name := "race/v" + string(rune('0'+round))
+		var wins atomic.Int32
+		var winner atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				err := s.CreateRef(ctx, name, cas.Sum([]byte{byte(i)}))
+				switch {
+				case err == nil:
+					wins.Add(1)
+					winner.Store(int32(i))
+				case !errors.Is(err, cas.ErrExists):
+					t.Errorf("creator %d: %v", i, err)
+				case !strings.Contains(err.Error(), "gs://mlfs/team/mlfs: create ref "+name):
+					t.Errorf("creator %d: error %q does not name the store and ref", i, err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("round %d: %d creators won, want exactly 1", round, wins.Load())
+		}
+		got, err := s.GetRef(ctx, name)
+		if err != nil || got != cas.Sum([]byte{byte(winner.Load())}) {
+			t.Fatalf("round %d: ref does not point at the winner's id: %v", round, err)
+		}
+	}
+}
+
+func TestErrors(t *testing.T) {
+	ctx := context.Background()
+	_, endpoint := server(t)
+	c := client(t, endpoint)
+	s := open(t, c, prefix)
+	id := cas.Sum([]byte("absent"))
+	_, err := s.Get(ctx, id)
+	want := "gs://mlfs/team/mlfs: get " + id.Short() + ": "
+	if !errors.Is(err, cas.ErrNotFound) || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("Get: %v; want ErrNotFound and prefix %q", err, want)
+	}
+	if _, err := s.Stat(ctx, id); !errors.Is(err, cas.ErrNotFound) {
+		t.Fatalf("Stat: %v", err)
+	}
+	if _, err := s.GetRange(ctx, id, 0, 10); !errors.Is(err, cas.ErrNotFound) {
+		t.Fatalf("GetRange: %v", err)
+	}
+	if _, err := s.GetRef(ctx, "no/such"); !errors.Is(err, cas.ErrNotFound) || !strings.Contains(err.Error(), "gs://mlfs/team/mlfs: get ref no/such") {
+		t.Fatalf("GetRef: %v", err)
+	}
+
+	// A missing bucket is an error, and not ErrNotFound.
+	_, err = gcs.Open(ctx, gcs.Options{Bucket: "no-such-bucket", Endpoint: endpoint})
+	if err == nil || errors.Is(err, cas.ErrNotFound) || !strings.HasPrefix(err.Error(), "gs://no-such-bucket/: open: ") {
+		t.Fatalf("Open of a missing bucket: %v", err)
+	}
+	if _, err := gcs.Open(ctx, gcs.Options{}); err == nil {
+		t.Fatal("Open without a bucket succeeded")
+	}
+}
+
+// Names under objects/ that are not objects are not listed.
+func TestListIgnoresStrayKeys(t *testing.T) {
+	ctx := context.Background()
+	_, endpoint := server(t)
+	c := client(t, endpoint)
+	s := open(t, c, prefix)
+	data := []byte("real")
+	id := cas.Sum(data)
+	if err := s.Put(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	h := id.String()
+	for _, k := range []string{"objects/zz/" + h, "objects/" + h, "objects/" + h[:2] + "/" + h + ".tmp", "objects/" + h[:2] + "/notes"} {
+		rawPut(t, c, prefix+"/"+k, []byte("x"))
+	}
+	var got []cas.ID
+	if err := s.List(ctx, func(id cas.ID, _ int64) error { got = append(got, id); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != id {
+		t.Fatalf("listed %v", got)
+	}
+}
+
+// Two stores under different prefixes of one bucket do not see each other.
+func TestPrefixesAreSeparate(t *testing.T) {
+	ctx := context.Background()
+	_, endpoint := server(t)
+	c := client(t, endpoint)
+	a, b := open(t, c, "a"), open(t, c, "b")
+	data := []byte("only in a")
+	id := cas.Sum(data)
+	if err := a.Put(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateRef(ctx, "x/v1", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Stat(ctx, id); !errors.Is(err, cas.ErrNotFound) {
+		t.Fatalf("b sees a's object: %v", err)
+	}
+	if err := b.CreateRef(ctx, "x/v1", id); err != nil {
+		t.Fatalf("b's ref collides with a's: %v", err)
+	}
+}
+
+// Putting an id that exists leaves the stored object alone.
+func TestPutExistingIsNoOp(t *testing.T) {
+	ctx := context.Background()
+	_, endpoint := server(t)
+	c := client(t, endpoint)
+	s := open(t, c, prefix)
+	data := []byte("once")
+	id := cas.Sum(data)
+	if err := s.Put(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.Bucket(bucket).Object(s.ObjectKey(id)).Attrs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	after, err := c.Bucket(bucket).Object(s.ObjectKey(id)).Attrs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Generation != before.Generation {
+		t.Fatalf("second Put rewrote the object: generation %d, then %d", before.Generation, after.Generation)
+	}
+	if got := rawGet(t, c, s.ObjectKey(id)); !bytes.Equal(got, data) {
+		t.Fatalf("object holds %q", got)
+	}
+}
