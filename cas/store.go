@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -79,6 +80,30 @@ type Store interface {
 	Refs
 	// Close flushes whatever the store buffers and releases it.
 	Close() error
+}
+
+// ReadRefs calls fn for each of names, in ascending order, with the id that
+// read gives for it, and skips names removed meanwhile (read reports
+// ErrNotFound): ListRefs of the backends whose listings carry names but not
+// ids. It sorts names in place.
+func ReadRefs(ctx context.Context, names []string, read func(ctx context.Context, name string) (ID, error), fn func(name string, id ID) error) error {
+	sort.Strings(names)
+	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		id, err := read(ctx, n)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(n, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // CheckRefName validates a ref name: one or more segments separated by "/",

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -436,23 +435,7 @@ func (s *Store) ListRefs(ctx context.Context, prefix string, fn func(string, cas
 	if err != nil {
 		return s.fail("list refs", strconv.Quote(prefix), err)
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		id, err := s.readRef(ctx, n)
-		if errors.Is(err, cas.ErrNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(n, id); err != nil {
-			return err
-		}
-	}
-	return nil
+	return cas.ReadRefs(ctx, names, s.readRef, fn)
 }
 
 func (s *Store) DeleteRef(ctx context.Context, name string) error {

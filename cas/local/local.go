@@ -33,7 +33,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -352,23 +351,7 @@ func (s *Store) ListRefs(ctx context.Context, prefix string, fn func(string, cas
 	if err != nil {
 		return fmt.Errorf("list refs in %s: %w", s.root, err)
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		id, err := readRef(s.refPath(n), n)
-		if errors.Is(err, cas.ErrNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(n, id); err != nil {
-			return err
-		}
-	}
-	return nil
+	return cas.ReadRefs(ctx, names, func(_ context.Context, n string) (cas.ID, error) { return readRef(s.refPath(n), n) }, fn)
 }
 
 func (s *Store) DeleteRef(ctx context.Context, name string) error {
