@@ -258,12 +258,7 @@ func printable(s string) string {
 	if len(s) > 40 {
 		s = s[:37] + "..."
 	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
+	return printableLong(s)
 }
 
 // printableLong is printable without the cut to 40 characters.
