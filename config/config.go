@@ -13,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,9 +30,12 @@ import (
 type Config struct {
 	// Store is the folder of the local store. Default: <data>/store.
 	Store string `toml:"store"`
-	// Remote is the URL of a shared remote store (file://, s3://, gs://,
-	// az://); empty for none.
+	// Remote is the shared remote the daemon publishes to and reads from:
+	// the name of one of Remotes, or a URL (file://, s3://, gs://, az://);
+	// empty for none.
 	Remote string `toml:"remote,omitempty"`
+	// Remotes are the named remotes (mlfs remote add).
+	Remotes map[string]Remote `toml:"remotes,omitempty"`
 	// Mount is where the daemon mounts; default /mnt/ml.
 	Mount string `toml:"mount,omitempty"`
 	// CacheSize bounds the local chunk cache ("20GiB", "10%"); empty for
@@ -42,6 +47,27 @@ type Config struct {
 
 	// Paths derived from the environment; not read from the file.
 	Paths Paths `toml:"-"`
+	// remoteEnv holds the MLFS_REMOTE_* overrides.
+	remoteEnv Remote
+}
+
+// Remote says where a remote store is and how to reach it. Credentials are
+// never part of it: they come from each cloud SDK's own chain.
+type Remote struct {
+	// URL is s3://bucket/prefix, gs://bucket/prefix, az://container/prefix
+	// or file:///path.
+	URL string `toml:"url"`
+	// Endpoint is the service's URL for S3-compatible stores, emulators
+	// and private endpoints; empty for the cloud's own.
+	Endpoint string `toml:"endpoint,omitempty"`
+	// Region is the S3 region (default us-east-1).
+	Region string `toml:"region,omitempty"`
+	// PathStyle addresses S3 buckets as endpoint/bucket (most
+	// S3-compatible servers need it).
+	PathStyle bool `toml:"path_style,omitempty"`
+	// Account is the Azure storage account (else $AZURE_STORAGE_ACCOUNT or
+	// the connection string's).
+	Account string `toml:"account,omitempty"`
 }
 
 // Paths are where mlfs keeps its files.
@@ -121,6 +147,14 @@ func Load(env Env) (*Config, error) {
 			fromEnv = append(fromEnv, name)
 		}
 	}
+	c.remoteEnv = Remote{Endpoint: env("MLFS_REMOTE_ENDPOINT"), Region: env("MLFS_REMOTE_REGION"), Account: env("MLFS_REMOTE_ACCOUNT")}
+	if v := env("MLFS_REMOTE_PATH_STYLE"); v != "" {
+		ps, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("config: $MLFS_REMOTE_PATH_STYLE=%q: want true or false", v)
+		}
+		c.remoteEnv.PathStyle = ps
+	}
 	if c.Store == "" {
 		c.Store = filepath.Join(paths.DataDir, "store")
 	}
@@ -153,7 +187,7 @@ func Parse(b []byte, c *Config) error {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return fmt.Errorf("unknown setting %s (known: store, remote, mount, cache_size, runs_killed_after)", strings.Join(keys, ", "))
+		return fmt.Errorf("unknown setting %s (known: store, remote, mount, cache_size, runs_killed_after, and remotes.NAME.{url, endpoint, region, path_style, account})", strings.Join(keys, ", "))
 	}
 	return nil
 }
@@ -163,10 +197,16 @@ func (c *Config) Check() error {
 	if c.Store != "" && !filepath.IsAbs(c.Store) {
 		return fmt.Errorf("config: store %q must be an absolute path", c.Store)
 	}
-	if c.Remote != "" {
-		if err := CheckRemote(c.Remote); err != nil {
+	for _, name := range slices.Sorted(maps.Keys(c.Remotes)) {
+		if err := CheckRemoteName(name); err != nil {
 			return fmt.Errorf("config: %w", err)
 		}
+		if err := CheckRemote(c.Remotes[name].URL); err != nil {
+			return fmt.Errorf("config: remotes.%s: %w", name, err)
+		}
+	}
+	if _, err := c.RemoteSettings(); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	if c.CacheSize != "" {
 		if _, _, err := ParseSize(c.CacheSize); err != nil {
@@ -191,18 +231,69 @@ func (c *Config) KilledAfter() (time.Duration, error) {
 	return d, nil
 }
 
-// CheckRemote validates a remote URL. Remote stores are not built yet, so
-// every well-formed URL is refused too, with a message that says so:
-// a remote that is silently ignored would look like data shared when it
-// is not.
+// RemoteSettings returns the remote the daemon uses: the one named by
+// Remote, or Remote itself if it is a URL. MLFS_REMOTE_ENDPOINT,
+// MLFS_REMOTE_REGION, MLFS_REMOTE_PATH_STYLE and MLFS_REMOTE_ACCOUNT,
+// applied by Load, override its settings. The URL is empty when no remote
+// is set.
+func (c *Config) RemoteSettings() (r Remote, err error) {
+	if c.Remote == "" {
+		return Remote{}, nil
+	}
+	if rc, ok := c.Remotes[c.Remote]; ok {
+		r = rc
+	} else if strings.Contains(c.Remote, "://") {
+		if err := CheckRemote(c.Remote); err != nil {
+			return Remote{}, err
+		}
+		r = Remote{URL: c.Remote}
+	} else {
+		return Remote{}, fmt.Errorf("remote %q: no such remote (mlfs remote ls lists them; mlfs remote add NAME URL adds one)", c.Remote)
+	}
+	o := c.remoteEnv
+	if o.Endpoint != "" {
+		r.Endpoint = o.Endpoint
+	}
+	if o.Region != "" {
+		r.Region = o.Region
+	}
+	if o.PathStyle {
+		r.PathStyle = true
+	}
+	if o.Account != "" {
+		r.Account = o.Account
+	}
+	return r, nil
+}
+
+// CheckRemoteName validates the name of a remote.
+func CheckRemoteName(name string) error {
+	if name == "" || len(name) > 64 || strings.Contains(name, "://") {
+		return fmt.Errorf("remote name %q: use 1 to 64 letters, digits, '.', '_' or '-'", name)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("remote name %q: use 1 to 64 letters, digits, '.', '_' or '-'", name)
+		}
+	}
+	return nil
+}
+
+// CheckRemote validates a remote URL.
 func CheckRemote(remote string) error {
 	u, err := url.Parse(remote)
 	if err != nil || u.Host == "" && u.Scheme != "file" || u.Scheme == "file" && u.Path == "" {
 		return fmt.Errorf("remote %q: want file:///path, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix", remote)
 	}
+	if u.User != nil {
+		return fmt.Errorf("remote %s: credentials do not belong in the URL; they come from the cloud's own settings (environment, profile, connection string)", u.Redacted())
+	}
 	switch u.Scheme {
 	case "file", "s3", "gs", "az":
-		return fmt.Errorf("remote %s: this version of mlfs keeps data in the local store only; remotes are not supported yet (unset the remote)", u.Redacted())
+		if u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("remote %s: settings go in the config (endpoint, region, path_style, account), not in the URL", u.Redacted())
+		}
+		return nil
 	}
 	return fmt.Errorf("remote %q: unknown scheme %q; want file, s3, gs or az", remote, u.Scheme)
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,23 +116,58 @@ func FuzzParseSize(f *testing.F) {
 	})
 }
 
-// A remote is never silently ignored: a bad URL is named as such, and a
-// good one is refused until remotes exist.
-func TestRemoteRefused(t *testing.T) {
+// A bad remote is named as such, and never silently ignored.
+func TestRemotes(t *testing.T) {
 	for url, want := range map[string]string{
-		"s3://bucket/p":  "not supported yet",
-		"file:///srv/ml": "not supported yet",
-		"ftp://x/y":      "unknown scheme",
-		"bucket":         "want file:///path",
+		"ftp://x/y":                "unknown scheme",
+		"bucket":                   "want file:///path",
+		"s3://key:secret@bucket/p": "credentials do not belong in the URL",
+		"s3://bucket/p?region=x":   "not in the URL",
 	} {
 		err := CheckRemote(url)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("CheckRemote(%q) = %v, want %q", url, err, want)
 		}
+		if strings.Contains(fmt.Sprint(err), "secret") {
+			t.Errorf("CheckRemote(%q) prints the secret: %v", url, err)
+		}
 	}
-	env := map[string]string{"HOME": t.TempDir(), "MLFS_REMOTE": "s3://b/p"}
-	if _, err := Load(func(k string) string { return env[k] }); err == nil {
-		t.Error("Load accepted MLFS_REMOTE")
+	for _, url := range []string{"s3://bucket/p", "gs://b", "az://container/a/b", "file:///srv/ml"} {
+		if err := CheckRemote(url); err != nil {
+			t.Errorf("CheckRemote(%q) = %v", url, err)
+		}
+	}
+
+	home := t.TempDir()
+	env := map[string]string{"HOME": home, "MLFS_REMOTE": "s3://b/p", "MLFS_REMOTE_ENDPOINT": "http://127.0.0.1:7070", "MLFS_REMOTE_PATH_STYLE": "true"}
+	c, err := Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.RemoteSettings()
+	if err != nil || r != (Remote{URL: "s3://b/p", Endpoint: "http://127.0.0.1:7070", PathStyle: true}) {
+		t.Fatalf("RemoteSettings = %+v, %v", r, err)
+	}
+
+	// Named remotes round-trip through the file.
+	c.Remote = "team"
+	c.Remotes = map[string]Remote{"team": {URL: "az://ml/data", Account: "devstoreaccount1"}}
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	delete(env, "MLFS_REMOTE")
+	delete(env, "MLFS_REMOTE_ENDPOINT")
+	delete(env, "MLFS_REMOTE_PATH_STYLE")
+	c, err = Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.RemoteSettings(); err != nil || r.URL != "az://ml/data" || r.Account != "devstoreaccount1" {
+		t.Fatalf("after a round trip: %+v, %v", r, err)
+	}
+	env["MLFS_REMOTE"] = "nosuch"
+	if _, err := Load(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "no such remote") {
+		t.Fatalf("an unknown remote name: %v", err)
 	}
 }
 

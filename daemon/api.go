@@ -101,6 +101,8 @@ func Serve(ctx context.Context, ln net.Listener, r *Repo, log *slog.Logger) erro
 	mux.HandleFunc("POST /v1/checkout", s.checkout)
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("POST /v1/cache/purge", s.purgeCache)
+	mux.HandleFunc("POST /v1/push", s.push)
+	mux.HandleFunc("POST /v1/pull", s.pull)
 	s.runRoutes(mux)
 	// Profiles, for finding where a slow daemon spends its time; the
 	// socket admits only its owner.
@@ -745,4 +747,23 @@ func (s *server) checkout(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, versionToWire(v))
+}
+
+func (s *server) push(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	st := newStream(w)
+	res, err := s.r.Push(req.Context(), st.progress)
+	s.done(req, "push", start, err, "packs", res.Packs, "bytes", res.Bytes, "refs", res.Refs, "runs", res.Runs)
+	st.end(s, res, err)
+}
+
+func (s *server) pull(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	res, err := s.r.Pull(req.Context())
+	s.done(req, "pull", start, err, "refs", res.Refs, "runs", res.Runs)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }

@@ -394,3 +394,21 @@ func changeFromWire(w wireChange) (repo.Change, error) {
 	}
 	return c, fmt.Errorf("daemon reply: entry type %q", w.Type)
 }
+
+// Push is Repo.Push through the daemon.
+func (c *Client) Push(ctx context.Context, progress func(bytes, files int64)) (SyncResult, error) {
+	var out SyncResult
+	err := c.call(ctx, "POST", "/v1/push", struct{}{}, func(ev wireEvent) {
+		if ev.Progress != nil && progress != nil {
+			progress(ev.Progress.Bytes, ev.Progress.Files)
+		}
+	}, &out)
+	return out, err
+}
+
+// Pull is Repo.Pull through the daemon.
+func (c *Client) Pull(ctx context.Context) (SyncResult, error) {
+	var out SyncResult
+	err := c.call(ctx, "POST", "/v1/pull", struct{}{}, nil, &out)
+	return out, err
+}

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/mlfs/mlfs/cas"
 	"github.com/mlfs/mlfs/cas/local"
 	"github.com/mlfs/mlfs/cas/pack"
+	"github.com/mlfs/mlfs/cas/tiered"
 	"github.com/mlfs/mlfs/config"
 	"github.com/mlfs/mlfs/index"
 	"github.com/mlfs/mlfs/index/badgerkv"
@@ -35,7 +37,14 @@ type Repo struct {
 	Status func() Status
 	// PurgeCache empties the chunk cache: the daemon's, or the cache folder.
 	PurgeCache func() error
-	closers    []func() error
+	// Shared is the two-tier store when a remote is configured, else nil.
+	Shared *tiered.Store
+	// RemoteWhere names the remote in messages (no credentials).
+	RemoteWhere string
+	// SyncRuns, set by a daemon with a remote, publishes changed runs
+	// and/or imports new ones now, and counts them.
+	SyncRuns func(ctx context.Context, publish, imp bool) (published, imported int, err error)
+	closers  []func() error
 }
 
 // Close flushes and releases everything, in reverse order of opening.
@@ -48,13 +57,23 @@ func (r *Repo) Close() error {
 	return errors.Join(errs...)
 }
 
-// OpenRepo assembles the storage stack for cfg:
+// OpenRepo assembles the storage stack for cfg. Without a remote:
 //
 //	repo → pack (blobs bundled into 16 MiB packs) → local (a folder)
 //
-// and, if withIndex, the local badger index. The index only speeds up
-// repeated adds; when another mlfs process holds it, mlfs goes on without.
+// With one, the local stack becomes the first tier of a tiered store whose
+// second tier is the remote (see cas/tiered):
+//
+//	repo → tiered ─┬→ pack → local
+//	               └→ pack (read-ahead) → remote backend (s3, gcs, azure, file)
+//
+// (the daemon's chunk cache sits above the repo's reads). If withIndex,
+// it opens the local badger index too. The index only speeds up repeated
+// adds; when another mlfs process holds it, mlfs goes on without.
 func OpenRepo(ctx context.Context, cfg *config.Config, withIndex bool, log *slog.Logger) (*Repo, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	r := &Repo{Config: cfg}
 	r.PurgeCache = r.purgeOffline
 	be, err := local.Open(cfg.Store)
@@ -62,13 +81,28 @@ func OpenRepo(ctx context.Context, cfg *config.Config, withIndex bool, log *slog
 		return nil, err
 	}
 	r.closers = append(r.closers, be.Close)
-	st, err := pack.New(ctx, be, pack.Options{Log: log})
+	lp, err := pack.New(ctx, be, pack.Options{Log: log})
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("store %s: %w", cfg.Store, err)
 	}
 	// pack.Close closes be too; replace be's closer.
-	r.closers = []func() error{st.Close}
+	r.closers = []func() error{lp.Close}
+	var st cas.Store = lp
+	rc, err := cfg.RemoteSettings()
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	if rc.URL != "" {
+		t, where, err := openShared(ctx, rc, lp, be, log)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.closers = []func() error{t.Close}
+		r.Shared, r.RemoteWhere, st = t, where, t
+	}
 	var idx index.KV
 	if withIndex {
 		if err := os.MkdirAll(cfg.Paths.DataDir, 0o755); err != nil {
@@ -92,6 +126,26 @@ func OpenRepo(ctx context.Context, cfg *config.Config, withIndex bool, log *slog
 		r.Runs = &tracking.Offline{KV: idx, DataDir: RunsDir(cfg)}
 	}
 	return r, nil
+}
+
+// openShared opens the remote rc and makes the tiered store over the local
+// pack store lp (in the folder be) and it.
+func openShared(ctx context.Context, rc config.Remote, lp *pack.Store, be cas.Store, log *slog.Logger) (*tiered.Store, string, error) {
+	rb, err := openBackend(ctx, rc, log)
+	if err != nil {
+		return nil, "", err
+	}
+	rp, err := pack.New(ctx, rb.store, pack.Options{Log: log})
+	if err != nil {
+		rb.store.Close()
+		return nil, "", fmt.Errorf("remote %s: %w", rb.where, err)
+	}
+	t, err := tiered.New(tiered.Options{Local: lp, LocalFiles: be, Remote: rp, RemoteFiles: rb.store, Log: log})
+	if err != nil {
+		rp.Close()
+		return nil, "", err
+	}
+	return t, rb.where, nil
 }
 
 // PurgeCache empties the chunk cache of a store without a daemon.

@@ -246,21 +246,40 @@ func diffCmd(g *globals) *cobra.Command {
 }
 
 func fsckCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "fsck",
+	var remote bool
+	cmd := &cobra.Command{
+		Use:   "fsck [--remote]",
 		Short: "Verify every object that a version, a working tree or a run's artifacts reach; exit 1 if any is bad",
-		Args:  cobra.NoArgs,
+		Long: `fsck reads back and verifies every object reachable from every version,
+working tree and run. Objects this machine has are read from the local
+store; with --remote, the remote itself is checked instead: every object
+that a name on the remote reaches is fetched from it and verified.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// With the index: working trees and run artifacts are checked too.
-			s, err := g.open(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
 			out := cmd.OutOrStdout()
-			st, err := s.Fsck(cmd.Context(), func(p repo.Problem) { fmt.Fprintf(out, "BAD %s\n", p) })
-			if err != nil {
-				return err
+			report := func(p repo.Problem) { fmt.Fprintf(out, "BAD %s\n", p) }
+			var st repo.FsckStats
+			if remote {
+				cfg, err := g.config()
+				if err != nil {
+					return err
+				}
+				where, rst, err := daemon.FsckRemote(cmd.Context(), cfg, report, g.log)
+				if err != nil {
+					return err
+				}
+				st = rst
+				fmt.Fprintf(out, "remote %s\n", where)
+			} else {
+				// With the index: working trees and run artifacts are checked too.
+				s, err := g.open(cmd.Context(), true)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				if st, err = s.Fsck(cmd.Context(), report); err != nil {
+					return err
+				}
 			}
 			fmt.Fprintf(out, "checked %d versions, %d trees, %d files, %d chunks (%s): %d problems\n",
 				st.Versions, st.Trees, st.Files, st.Chunks, humanBytes(st.Bytes), st.Problems)
@@ -270,6 +289,8 @@ func fsckCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&remote, "remote", false, "check the remote's copy instead of this machine's")
+	return cmd
 }
 
 func gcCmd(g *globals) *cobra.Command {

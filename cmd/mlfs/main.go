@@ -104,6 +104,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug detail to stderr")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "no progress bars")
 	root.AddCommand(initCmd(g), addCmd(g), versionsCmd(g), exportCmd(g), diffCmd(g), fsckCmd(g), gcCmd(g),
-		daemonCmd(g), mountCmd(g), umountCmd(g), versionCmd(g), checkoutCmd(g), statusCmd(g), runsCmd(g), cacheCmd(g))
+		daemonCmd(g), mountCmd(g), umountCmd(g), versionCmd(g), checkoutCmd(g), statusCmd(g), runsCmd(g), cacheCmd(g),
+		remoteCmd(g), pushCmd(g), pullCmd(g))
 	return root
 }

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mlfs/mlfs/config"
+	"github.com/mlfs/mlfs/daemon"
+)
+
+func remoteCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "remote",
+		Short: "Name the shared stores (S3, GCS, Azure Blob, a folder) that machines publish to",
+		Long: `A remote is a bucket (or folder) that several machines share. With one
+configured, the daemon publishes every version and run to it and shows the
+versions and runs of every other machine on it. Credentials come from each
+cloud's own settings (AWS_* variables or profiles, Application Default
+Credentials, AZURE_STORAGE_CONNECTION_STRING), never from mlfs's config.`,
+	}
+	cmd.AddCommand(remoteAddCmd(g), remoteLsCmd(g), remoteRmCmd(g))
+	return cmd
+}
+
+func remoteAddCmd(g *globals) *cobra.Command {
+	var rc config.Remote
+	var noDefault, noCheck bool
+	cmd := &cobra.Command{
+		Use:   "add NAME URL",
+		Short: "Add a remote and, unless one is set, make it the one the daemon uses",
+		Example: `  mlfs remote add team s3://ml-data/team
+  mlfs remote add lab s3://ml --endpoint http://127.0.0.1:7070 --path-style
+  mlfs remote add gcs gs://ml-data/team
+  mlfs remote add az az://ml/team --account mystorageaccount
+  mlfs remote add nfs file:///srv/mlfs`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			rc.URL = args[1]
+			if err := config.CheckRemoteName(name); err != nil {
+				return err
+			}
+			if err := config.CheckRemote(rc.URL); err != nil {
+				return err
+			}
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			if _, ok := cfg.Remotes[name]; ok {
+				return fmt.Errorf("remote %s exists already (mlfs remote rm %s first)", name, name)
+			}
+			if !noCheck {
+				if err := daemon.CheckRemote(cmd.Context(), rc); err != nil {
+					return fmt.Errorf("remote %s: %w (--no-check adds it anyway)", name, err)
+				}
+			}
+			if cfg.Remotes == nil {
+				cfg.Remotes = map[string]config.Remote{}
+			}
+			cfg.Remotes[name] = rc
+			if cfg.Remote == "" && !noDefault {
+				cfg.Remote = name
+			}
+			if err := cfg.Save(); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "added remote %s (%s)\n", name, rc.URL)
+			if cfg.Remote == name {
+				fmt.Fprintf(out, "the daemon uses %s from its next start (mlfs umount, then mlfs mount)\n", name)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&rc.Endpoint, "endpoint", "", "service URL for S3-compatible stores, emulators or private endpoints")
+	f.StringVar(&rc.Region, "region", "", "S3 region (default: the AWS configuration's, else us-east-1)")
+	f.BoolVar(&rc.PathStyle, "path-style", false, "address S3 buckets as ENDPOINT/BUCKET (most S3-compatible servers need it)")
+	f.StringVar(&rc.Account, "account", "", "Azure storage account (default: $AZURE_STORAGE_ACCOUNT or the connection string's)")
+	f.BoolVar(&noDefault, "no-default", false, "do not make it the daemon's remote")
+	f.BoolVar(&noCheck, "no-check", false, "do not check that the remote can be reached")
+	return cmd
+}
+
+func remoteLsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls",
+		Short: "List the remotes; * marks the one the daemon uses",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			defer tw.Flush()
+			if len(cfg.Remotes) == 0 && cfg.Remote == "" {
+				fmt.Fprintln(tw, "no remotes (mlfs remote add NAME URL)")
+				return nil
+			}
+			fmt.Fprintln(tw, "\tNAME\tURL\tSETTINGS")
+			if _, named := cfg.Remotes[cfg.Remote]; cfg.Remote != "" && !named {
+				fmt.Fprintf(tw, "*\t-\t%s\t(from $MLFS_REMOTE or the config's remote)\n", cfg.Remote)
+			}
+			for _, name := range slices.Sorted(maps.Keys(cfg.Remotes)) {
+				rc := cfg.Remotes[name]
+				mark := ""
+				if name == cfg.Remote {
+					mark = "*"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", mark, name, rc.URL, remoteSettings(rc))
+			}
+			return nil
+		},
+	}
+}
+
+func remoteSettings(rc config.Remote) string {
+	s := ""
+	add := func(k, v string) {
+		if v != "" {
+			if s != "" {
+				s += " "
+			}
+			s += k + "=" + v
+		}
+	}
+	add("endpoint", rc.Endpoint)
+	add("region", rc.Region)
+	if rc.PathStyle {
+		add("path_style", "true")
+	}
+	add("account", rc.Account)
+	return s
+}
+
+func remoteRmCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Forget a remote (its data stays where it is)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			if _, ok := cfg.Remotes[args[0]]; !ok {
+				return fmt.Errorf("no remote %s (mlfs remote ls lists them)", args[0])
+			}
+			delete(cfg.Remotes, args[0])
+			if cfg.Remote == args[0] {
+				cfg.Remote = ""
+			}
+			return cfg.Save()
+		},
+	}
+}
+
+func pushCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "push",
+		Short: "Publish to the remote every version (and, with a daemon, every run) it lacks",
+		Long: `The daemon publishes each version as it is made and each run every few
+seconds, so push is needed only for what was made without a remote, or
+while the remote was out of reach.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := g.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			progress, finish := g.progress("pushing", -1)
+			res, err := s.Push(cmd.Context(), progress)
+			finish()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "pushed to %s: %d packs (%s), %d names, %d runs\n", res.Remote, res.Packs, humanBytes(res.Bytes), res.Refs, res.Runs)
+			for _, c := range res.Conflicts {
+				fmt.Fprintf(out, "CONFLICT %s: the remote has another version of this name; rename yours (mlfs add, or mkdir under a new name) to publish it\n", refDisplay(c))
+			}
+			if len(res.Conflicts) > 0 {
+				return exitError{1}
+			}
+			return nil
+		},
+	}
+}
+
+func pullCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "pull",
+		Short: "Look at the remote now for versions and runs made on other machines",
+		Long: `The daemon looks every second or two by itself; pull makes it look now,
+and without a daemon records the remote's versions locally. File contents
+are fetched when read, not by pull.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := g.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			res, err := s.Pull(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pulled from %s: %d new names, %d runs\n", res.Remote, res.Refs, res.Runs)
+			return nil
+		},
+	}
+}
+
+// refDisplay shows a ref name as the CLI names versions: ds/v1 → ds@v1.
+func refDisplay(name string) string {
+	for i := 0; i < len(name); i++ {
+		if name[i] == '/' {
+			return name[:i] + "@" + name[i+1:]
+		}
+	}
+	return name
+}

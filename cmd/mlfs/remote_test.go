@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mlfs/mlfs/internal/emulators"
+)
+
+// remoteKind makes a fresh bucket on one kind of remote and says how an
+// instance reaches it: the arguments of `mlfs remote add` after the name,
+// and the environment its SDK reads credentials from.
+type remoteKind struct {
+	name string
+	make func(t *testing.T) (args []string, env []string)
+}
+
+var remoteKinds = []remoteKind{
+	{"file", func(t *testing.T) ([]string, []string) {
+		return []string{"file://" + t.TempDir()}, nil
+	}},
+	{"s3", func(t *testing.T) ([]string, []string) {
+		s := emulators.S3(t)
+		return []string{"s3://" + s.NewBucket(t) + "/team", "--endpoint", s.Endpoint, "--path-style"},
+			[]string{"AWS_ACCESS_KEY_ID=" + s.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s.SecretKey, "AWS_REGION=" + s.Region}
+	}},
+	{"gcs", func(t *testing.T) ([]string, []string) {
+		s := emulators.GCS(t)
+		return []string{"gs://" + s.NewBucket(t) + "/team"}, []string{"STORAGE_EMULATOR_HOST=" + s.Host}
+	}},
+	{"azure", func(t *testing.T) ([]string, []string) {
+		s := emulators.Azure(t)
+		return []string{"az://" + s.NewContainer(t) + "/team"}, []string{"AZURE_STORAGE_CONNECTION_STRING=" + s.ConnectionString}
+	}},
+}
+
+// machines makes two instances ("machines": separate XDG folders, so
+// separate local stores, indexes and caches) that share one remote.
+func machines(t *testing.T, kind remoteKind) (a, b *instance) {
+	args, env := kind.make(t)
+	a, b = newInstance(t, ""), newInstance(t, "")
+	for _, in := range []*instance{a, b} {
+		in.env = append(in.env, env...)
+		in.ok(append([]string{"remote", "add", "team"}, args...)...)
+	}
+	return a, b
+}
+
+// waitFor polls cond until it holds or within passes.
+func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// Two machines on one remote: a version made on one appears on the other
+// within seconds and reads back the same; a name made on both at once goes
+// to one of them; versions made without a daemon are published too.
+func TestTwoMachines(t *testing.T) {
+	needFUSE(t)
+	for _, kind := range remoteKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			a, b := machines(t, kind)
+			ma, mb := a.mount(""), b.mount("")
+
+			data := make([]byte, 3<<20+17)
+			for i := range data {
+				data[i] = byte(i * 31 / 7)
+			}
+			must(t, os.Mkdir(filepath.Join(ma, "iris"), 0o755))
+			must(t, os.WriteFile(filepath.Join(ma, "iris/iris.csv"), []byte("a,b\n1,2\n"), 0o644))
+			must(t, os.MkdirAll(filepath.Join(ma, "iris/img/0"), 0o755))
+			must(t, os.WriteFile(filepath.Join(ma, "iris/img/0/big.bin"), data, 0o644))
+			must(t, os.Mkdir(filepath.Join(ma, "iris@v1"), 0o755))
+
+			took := waitFor(t, "iris@v1 on the second machine", 5*time.Second, func() bool {
+				_, err := os.Stat(filepath.Join(mb, "iris@v1"))
+				return err == nil
+			})
+			t.Logf("iris@v1 visible on the second machine after %v", took.Round(time.Millisecond))
+			got, err := os.ReadFile(filepath.Join(mb, "iris@v1/img/0/big.bin"))
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("big.bin on the second machine: %v (same bytes: %v)", err, bytes.Equal(got, data))
+			}
+			if got, _ := os.ReadFile(filepath.Join(mb, "iris@v1/iris.csv")); string(got) != "a,b\n1,2\n" {
+				t.Fatalf("iris.csv on the second machine: %q", got)
+			}
+			if out := b.ok("versions", "iris"); !strings.Contains(out, "iris@v1") {
+				t.Fatalf("versions on the second machine:\n%s", out)
+			}
+
+			// The same new name on both machines at once: one wins, the
+			// other gets EEXIST, and both then read the winner's.
+			// The second machine's working tree of iris starts from the
+			// version the first one made.
+			if got, err := os.ReadFile(filepath.Join(mb, "iris/iris.csv")); err != nil || string(got) != "a,b\n1,2\n" {
+				t.Fatalf("the second machine's working tree of iris: %q %v", got, err)
+			}
+			must(t, os.WriteFile(filepath.Join(ma, "iris/who"), []byte("a"), 0o644))
+			must(t, os.WriteFile(filepath.Join(mb, "iris/who"), []byte("b"), 0o644))
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			for i, m := range []string{ma, mb} {
+				wg.Add(1)
+				go func() { defer wg.Done(); errs[i] = os.Mkdir(filepath.Join(m, "iris@v2"), 0o755) }()
+			}
+			wg.Wait()
+			won := 0
+			for i, err := range errs {
+				switch {
+				case err == nil:
+					won++
+				case !errors.Is(err, syscall.EEXIST):
+					t.Fatalf("mkdir iris@v2 on machine %d: %v, want success or EEXIST", i, err)
+				}
+			}
+			if won != 1 {
+				t.Fatalf("mkdir iris@v2 succeeded on %d machines, want 1 (errors %v)", won, errs)
+			}
+			var seen []string
+			for _, m := range []string{ma, mb} {
+				waitFor(t, "iris@v2 everywhere", 5*time.Second, func() bool {
+					_, err := os.Stat(filepath.Join(m, "iris@v2"))
+					return err == nil
+				})
+				w, err := os.ReadFile(filepath.Join(m, "iris@v2/who"))
+				must(t, err)
+				seen = append(seen, string(w))
+			}
+			if seen[0] != seen[1] {
+				t.Fatalf("the machines read different iris@v2: %q", seen)
+			}
+
+			// Without a daemon: add publishes at once; pull records it.
+			a.ok("umount", ma)
+			src := t.TempDir()
+			must(t, os.WriteFile(filepath.Join(src, "x.txt"), []byte("made offline\n"), 0o644))
+			a.ok("add", "notes@v1", src)
+			out := b.ok("pull")
+			if !strings.Contains(out, "pulled from") {
+				t.Fatalf("pull: %s", out)
+			}
+			waitFor(t, "notes@v1 on the second machine", 5*time.Second, func() bool {
+				got, err := os.ReadFile(filepath.Join(mb, "notes@v1/x.txt"))
+				return err == nil && string(got) == "made offline\n"
+			})
+		})
+	}
+}
+
+// A version made before the remote was set up is published by push; a
+// name the remote has for other content is reported as a conflict.
+func TestPushAfterTheFact(t *testing.T) {
+	kind := remoteKinds[0]
+	args, env := kind.make(t)
+	a, b := newInstance(t, ""), newInstance(t, "")
+	src := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "f"), []byte("from a\n"), 0o644))
+	a.ok("add", "ds@v1", src)
+	a.ok("add", "ds@v2", src)
+	b.fails("no remote is configured", "push")
+	for _, in := range []*instance{a, b} {
+		in.env = append(in.env, env...)
+		in.ok(append([]string{"remote", "add", "team"}, args...)...)
+	}
+	must(t, os.WriteFile(filepath.Join(src, "f"), []byte("from b\n"), 0o644))
+	b.ok("add", "ds@v2", src) // published at once: b's ds@v2 wins the name
+	_, errOut, code := a.run("push")
+	if code != 1 {
+		t.Fatalf("push with a conflict: exit %d, want 1\n%s", code, errOut)
+	}
+	out, _, _ := a.run("push")
+	if !strings.Contains(out, "CONFLICT ds@v2") {
+		t.Fatalf("push does not report the conflict on ds@v2:\n%s", out)
+	}
+	b.ok("pull")
+	if out := b.ok("versions", "ds"); !strings.Contains(out, "ds@v1") {
+		t.Fatalf("ds@v1 from before the remote is not on b after a's push:\n%s", out)
+	}
+	dst := t.TempDir()
+	b.ok("export", "ds@v1", dst)
+	if got, _ := os.ReadFile(filepath.Join(dst, "f")); string(got) != "from a\n" {
+		t.Fatalf("ds@v1 on b: %q", got)
+	}
+	out = a.ok("remote", "ls")
+	if !strings.Contains(out, "* ") || !strings.Contains(out, "team") {
+		t.Fatalf("remote ls:\n%s", out)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fsck --remote checks the remote's copy: a byte flipped in a pack on the
+// remote is found there, while this machine's own copy stays good.
+func TestFsckRemoteFindsCorruption(t *testing.T) {
+	bucket := t.TempDir()
+	a := newInstance(t, "")
+	a.ok("remote", "add", "team", "file://"+bucket)
+	src := t.TempDir()
+	writeRandom(t, filepath.Join(src, "weights.bin"), 2<<20)
+	a.ok("add", "model@v1", src)
+	if out := a.ok("fsck", "--remote"); !strings.Contains(out, ": 0 problems") {
+		t.Fatalf("fsck --remote before the damage:\n%s", out)
+	}
+	var biggest string
+	var size int64
+	filepath.Walk(filepath.Join(bucket, "objects"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() && fi.Size() > size {
+			biggest, size = p, fi.Size()
+		}
+		return nil
+	})
+	if size < 1<<20 {
+		t.Fatalf("no pack on the remote holds the file (biggest %d bytes)", size)
+	}
+	b, err := os.ReadFile(biggest)
+	must(t, err)
+	b[len(b)/3] ^= 0x40
+	os.Chmod(biggest, 0o644)
+	must(t, os.WriteFile(biggest, b, 0o644))
+
+	out, _, code := a.run("fsck", "--remote")
+	if code != 1 || !strings.Contains(out, "BAD ") {
+		t.Fatalf("fsck --remote after the damage: exit %d\n%s", code, out)
+	}
+	if out := a.ok("fsck"); !strings.Contains(out, ": 0 problems") {
+		t.Fatalf("the local copy should be good:\n%s", out)
+	}
+	// A second machine reading the damaged object gets an error, not the
+	// wrong bytes.
+	bm := newInstance(t, "")
+	bm.ok("remote", "add", "team", "file://"+bucket)
+	_, errOut, code := bm.run("export", "model@v1", t.TempDir())
+	if code == 0 || !strings.Contains(errOut, "corrupt") {
+		t.Fatalf("export of the damaged version on another machine: exit %d, %s", code, errOut)
+	}
+}

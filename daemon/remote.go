@@ -1,0 +1,135 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/mlfs/mlfs/cas"
+	"github.com/mlfs/mlfs/cas/azure"
+	"github.com/mlfs/mlfs/cas/gcs"
+	"github.com/mlfs/mlfs/cas/local"
+	"github.com/mlfs/mlfs/cas/pack"
+	"github.com/mlfs/mlfs/cas/s3"
+	"github.com/mlfs/mlfs/config"
+	"github.com/mlfs/mlfs/repo"
+)
+
+// remoteBackend is an opened remote: the bare backend and what the
+// layers above need to know of it.
+type remoteBackend struct {
+	store cas.Store
+	// kind labels its metrics: "s3", "gcs", "azure" or "file".
+	kind string
+	// transient classifies its errors for retrying; nil for none.
+	transient func(error) bool
+	// where names it in messages, without credentials.
+	where string
+}
+
+// openBackend opens the bare backend of a remote URL. Credentials come
+// from each SDK's own chain: for S3 the AWS environment variables, shared
+// config and profiles, and instance roles; for GCS Application Default
+// Credentials (or STORAGE_EMULATOR_HOST); for Azure a connection string or
+// account key from AZURE_STORAGE_*.
+func openBackend(ctx context.Context, rc config.Remote, log *slog.Logger) (*remoteBackend, error) {
+	if err := config.CheckRemote(rc.URL); err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(rc.URL)
+	prefix := strings.Trim(u.Path, "/")
+	where := u.Redacted()
+	switch u.Scheme {
+	case "file":
+		st, err := local.Open(u.Path)
+		if err != nil {
+			return nil, fmt.Errorf("remote %s: %w", where, err)
+		}
+		return &remoteBackend{store: st, kind: "file", where: where}, nil
+	case "s3":
+		opts := []func(*awsconfig.LoadOptions) error{}
+		if rc.Region != "" {
+			opts = append(opts, awsconfig.WithRegion(rc.Region))
+		}
+		acfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("remote %s: AWS configuration: %w", where, err)
+		}
+		if acfg.Region == "" {
+			acfg.Region = s3.DefaultRegion
+		}
+		client := s3sdk.NewFromConfig(acfg, func(o *s3sdk.Options) {
+			if rc.Endpoint != "" {
+				o.BaseEndpoint = aws.String(rc.Endpoint)
+			}
+			o.UsePathStyle = rc.PathStyle
+		})
+		st, err := s3.Open(ctx, s3.Options{Bucket: u.Host, Prefix: prefix, Client: client})
+		if err != nil {
+			return nil, fmt.Errorf("remote %s: %w", where, err)
+		}
+		return &remoteBackend{store: st, kind: "s3", where: where}, nil
+	case "gs":
+		o := gcs.Options{Bucket: u.Host, Prefix: prefix}
+		if rc.Endpoint != "" {
+			o.Endpoint = strings.TrimSuffix(rc.Endpoint, "/") + "/storage/v1/"
+		}
+		st, err := gcs.Open(ctx, o)
+		if err != nil {
+			return nil, fmt.Errorf("remote %s: %w", where, err)
+		}
+		return &remoteBackend{store: st, kind: "gcs", where: where}, nil
+	case "az":
+		return openAzure(ctx, rc, u.Host, prefix, where)
+	}
+	return nil, fmt.Errorf("remote %s: unknown scheme", where)
+}
+
+func openAzure(ctx context.Context, rc config.Remote, container, prefix, where string) (*remoteBackend, error) {
+	st, err := azure.Open(ctx, azure.Options{Container: container, Prefix: prefix, Account: rc.Account, Endpoint: rc.Endpoint})
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: %w", where, err)
+	}
+	return &remoteBackend{store: st, kind: "azure", where: where}, nil
+}
+
+// CheckRemote opens the remote rc, which checks that its bucket or folder
+// can be reached with the credentials at hand, and closes it.
+func CheckRemote(ctx context.Context, rc config.Remote) error {
+	rb, err := openBackend(ctx, rc, nil)
+	if err != nil {
+		return err
+	}
+	return rb.store.Close()
+}
+
+// FsckRemote checks the remote itself, bypassing the local tier: every
+// object that a name on the remote reaches is fetched from the remote and
+// verified. It needs no daemon (the remote is shared, the check reads).
+func FsckRemote(ctx context.Context, cfg *config.Config, report func(repo.Problem), log *slog.Logger) (string, repo.FsckStats, error) {
+	rc, err := cfg.RemoteSettings()
+	if err != nil {
+		return "", repo.FsckStats{}, err
+	}
+	if rc.URL == "" {
+		return "", repo.FsckStats{}, ErrNoRemote
+	}
+	rb, err := openBackend(ctx, rc, log)
+	if err != nil {
+		return "", repo.FsckStats{}, err
+	}
+	rp, err := pack.New(ctx, rb.store, pack.Options{Log: log})
+	if err != nil {
+		rb.store.Close()
+		return rb.where, repo.FsckStats{}, fmt.Errorf("remote %s: %w", rb.where, err)
+	}
+	defer rp.Close()
+	st, err := repo.New(rp, nil, "", log).Fsck(ctx, report)
+	return rb.where, st, err
+}
