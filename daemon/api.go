@@ -15,6 +15,9 @@ package daemon
 //	GET  /v1/diff?a=D@A&b=D@B           → [change]
 //	GET  /v1/fsck                       → stream: problem ...; result: fsckStats
 //	POST /v1/gc       {dry_run}          → gcStats
+//	POST /v1/push                        → stream: progress ...; result: syncResult
+//	POST /v1/pull                        → syncResult
+//	GET  /metrics                        → Prometheus text: the store's requests, bytes, latency
 //
 // A plain reply is one JSON value with status 200, or {"error":{kind,
 // message}} with a status that matches the kind. A stream (content type
@@ -52,6 +55,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sys/unix"
 
 	"github.com/mlfs/mlfs/cas"
@@ -101,6 +105,7 @@ func Serve(ctx context.Context, ln net.Listener, r *Repo, log *slog.Logger) erro
 	mux.HandleFunc("POST /v1/checkout", s.checkout)
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("POST /v1/cache/purge", s.purgeCache)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.r.Metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("POST /v1/push", s.push)
 	mux.HandleFunc("POST /v1/pull", s.pull)
 	s.runRoutes(mux)

@@ -69,12 +69,13 @@ func openBackend(ctx context.Context, rc config.Remote, log *slog.Logger) (*remo
 				o.BaseEndpoint = aws.String(rc.Endpoint)
 			}
 			o.UsePathStyle = rc.PathStyle
+			o.Retryer = aws.NopRetryer{} // cas/retry retries, classified by s3.Transient
 		})
 		st, err := s3.Open(ctx, s3.Options{Bucket: u.Host, Prefix: prefix, Client: client})
 		if err != nil {
 			return nil, fmt.Errorf("remote %s: %w", where, err)
 		}
-		return &remoteBackend{store: st, kind: "s3", where: where}, nil
+		return &remoteBackend{store: st, kind: "s3", where: where, transient: s3.Transient}, nil
 	case "gs":
 		o := gcs.Options{Bucket: u.Host, Prefix: prefix}
 		if rc.Endpoint != "" {
@@ -84,7 +85,7 @@ func openBackend(ctx context.Context, rc config.Remote, log *slog.Logger) (*remo
 		if err != nil {
 			return nil, fmt.Errorf("remote %s: %w", where, err)
 		}
-		return &remoteBackend{store: st, kind: "gcs", where: where}, nil
+		return &remoteBackend{store: st, kind: "gcs", where: where, transient: gcs.Transient}, nil
 	case "az":
 		return openAzure(ctx, rc, u.Host, prefix, where)
 	}
@@ -96,7 +97,7 @@ func openAzure(ctx context.Context, rc config.Remote, container, prefix, where s
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: %w", where, err)
 	}
-	return &remoteBackend{store: st, kind: "azure", where: where}, nil
+	return &remoteBackend{store: st, kind: "azure", where: where, transient: azure.Transient}, nil
 }
 
 // CheckRemote opens the remote rc, which checks that its bucket or folder
@@ -124,9 +125,13 @@ func FsckRemote(ctx context.Context, cfg *config.Config, report func(repo.Proble
 	if err != nil {
 		return "", repo.FsckStats{}, err
 	}
-	rp, err := pack.New(ctx, rb.store, pack.Options{Log: log})
+	wrapped, _, err := rb.wrap(nil, log)
 	if err != nil {
-		rb.store.Close()
+		return rb.where, repo.FsckStats{}, err
+	}
+	rp, err := pack.New(ctx, wrapped, pack.Options{Log: log})
+	if err != nil {
+		wrapped.Close()
 		return rb.where, repo.FsckStats{}, fmt.Errorf("remote %s: %w", rb.where, err)
 	}
 	defer rp.Close()

@@ -88,8 +88,12 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) (err error) {
 	root := fs.New(fs.Options{Repo: r.Repo, Objects: c, Work: work, Runs: runs, Log: log})
 	r.Work, r.Forget = work, root.Forget
 	r.Status = func() Status {
-		return Status{PID: os.Getpid(), Started: started, Mount: dir, Store: cfg.Store, Remote: r.RemoteWhere,
+		st := Status{PID: os.Getpid(), Started: started, Mount: dir, Store: cfg.Store, Remote: r.RemoteWhere,
 			Cache: c.Stats(), Runs: runs.Stats(), Errors: errs.recent()}
+		if r.RemoteRequests != nil {
+			st.RemoteRequests = r.RemoteRequests()
+		}
+		return st
 	}
 
 	ln, err := Listen(cfg.Paths.Socket)

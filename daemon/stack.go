@@ -8,9 +8,14 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mlfs/mlfs/cas"
+	"github.com/mlfs/mlfs/cas/limit"
 	"github.com/mlfs/mlfs/cas/local"
+	"github.com/mlfs/mlfs/cas/metrics"
 	"github.com/mlfs/mlfs/cas/pack"
+	"github.com/mlfs/mlfs/cas/retry"
 	"github.com/mlfs/mlfs/cas/tiered"
 	"github.com/mlfs/mlfs/config"
 	"github.com/mlfs/mlfs/index"
@@ -41,6 +46,12 @@ type Repo struct {
 	Shared *tiered.Store
 	// RemoteWhere names the remote in messages (no credentials).
 	RemoteWhere string
+	// Metrics holds the store's Prometheus counters (requests, bytes and
+	// latency by backend and operation).
+	Metrics *prometheus.Registry
+	// RemoteRequests counts the requests made to the remote, by operation;
+	// nil without a remote.
+	RemoteRequests func() map[string]int64
 	// SyncRuns, set by a daemon with a remote, publishes changed runs
 	// and/or imports new ones now, and counts them.
 	SyncRuns func(ctx context.Context, publish, imp bool) (published, imported int, err error)
@@ -74,7 +85,7 @@ func OpenRepo(ctx context.Context, cfg *config.Config, withIndex bool, log *slog
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Repo{Config: cfg}
+	r := &Repo{Config: cfg, Metrics: prometheus.NewRegistry()}
 	r.PurgeCache = r.purgeOffline
 	be, err := local.Open(cfg.Store)
 	if err != nil {
@@ -95,13 +106,13 @@ func OpenRepo(ctx context.Context, cfg *config.Config, withIndex bool, log *slog
 		return nil, err
 	}
 	if rc.URL != "" {
-		t, where, err := openShared(ctx, rc, lp, be, log)
+		t, err := r.openShared(ctx, rc, lp, be, log)
 		if err != nil {
 			r.Close()
 			return nil, err
 		}
 		r.closers = []func() error{t.Close}
-		r.Shared, r.RemoteWhere, st = t, where, t
+		st = t
 	}
 	var idx index.KV
 	if withIndex {
@@ -128,24 +139,53 @@ func OpenRepo(ctx context.Context, cfg *config.Config, withIndex bool, log *slog
 	return r, nil
 }
 
-// openShared opens the remote rc and makes the tiered store over the local
-// pack store lp (in the folder be) and it.
-func openShared(ctx context.Context, rc config.Remote, lp *pack.Store, be cas.Store, log *slog.Logger) (*tiered.Store, string, error) {
-	rb, err := openBackend(ctx, rc, log)
-	if err != nil {
-		return nil, "", err
-	}
-	rp, err := pack.New(ctx, rb.store, pack.Options{Log: log})
+// Remote request settings. Up to remoteRequests requests are in flight
+// at once: enough to fill a fast link with ranged GETs of a few MiB, few
+// enough not to be throttled. A miss of a small blob fetches a window of
+// remoteReadAhead bytes of its pack, so neighbouring small files come in
+// the same GET.
+const (
+	remoteRequests  = 16
+	remoteReadAhead = 4 << 20
+)
+
+// wrap puts the request layers over the bare backend, from the outside in:
+//
+//	retry (backoff with jitter, per-attempt timeout; errors classified by
+//	the backend) → limit (requests in flight) → metrics (counts every
+//	request that reaches the backend) → backend
+func (rb *remoteBackend) wrap(reg prometheus.Registerer, log *slog.Logger) (cas.Store, *metrics.Store, error) {
+	counted, err := metrics.New(rb.store, reg, rb.kind)
 	if err != nil {
 		rb.store.Close()
-		return nil, "", fmt.Errorf("remote %s: %w", rb.where, err)
+		return nil, nil, err
 	}
-	t, err := tiered.New(tiered.Options{Local: lp, LocalFiles: be, Remote: rp, RemoteFiles: rb.store, Log: log})
+	return retry.New(limit.New(counted, remoteRequests), retry.Options{Transient: rb.transient, Log: log}), counted, nil
+}
+
+// openShared opens the remote rc and makes the tiered store over the local
+// pack store lp (in the folder be) and it.
+func (r *Repo) openShared(ctx context.Context, rc config.Remote, lp *pack.Store, be cas.Store, log *slog.Logger) (*tiered.Store, error) {
+	rb, err := openBackend(ctx, rc, log)
+	if err != nil {
+		return nil, err
+	}
+	wrapped, counted, err := rb.wrap(r.Metrics, log)
+	if err != nil {
+		return nil, err
+	}
+	rp, err := pack.New(ctx, wrapped, pack.Options{ReadAhead: remoteReadAhead, Log: log})
+	if err != nil {
+		wrapped.Close()
+		return nil, fmt.Errorf("remote %s: %w", rb.where, err)
+	}
+	t, err := tiered.New(tiered.Options{Local: lp, LocalFiles: be, Remote: rp, RemoteFiles: wrapped, Log: log})
 	if err != nil {
 		rp.Close()
-		return nil, "", err
+		return nil, err
 	}
-	return t, rb.where, nil
+	r.Shared, r.RemoteWhere, r.RemoteRequests = t, rb.where, counted.Counts
+	return t, nil
 }
 
 // PurgeCache empties the chunk cache of a store without a daemon.

@@ -15,14 +15,17 @@ import (
 
 // Status is what `mlfs status` shows of a running daemon.
 type Status struct {
-	PID     int            `json:"pid"`
-	Started time.Time      `json:"started"`
-	Mount   string         `json:"mount"`
-	Store   string         `json:"store"`
-	Remote  string         `json:"remote,omitempty"`
-	Cache   cache.Stats    `json:"cache"`
-	Runs    tracking.Stats `json:"runs"`
-	Errors  []StatusLine   `json:"errors"` // most recent last
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	Mount   string    `json:"mount"`
+	Store   string    `json:"store"`
+	Remote  string    `json:"remote,omitempty"`
+	// RemoteRequests counts the requests made to the remote since the
+	// daemon started, by operation (get, get_range, put, ...).
+	RemoteRequests map[string]int64 `json:"remote_requests,omitempty"`
+	Cache          cache.Stats      `json:"cache"`
+	Runs           tracking.Stats   `json:"runs"`
+	Errors         []StatusLine     `json:"errors"` // most recent last
 }
 
 // StatusLine is one error the daemon logged.

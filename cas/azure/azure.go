@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
@@ -48,6 +49,12 @@ type Options struct {
 	// Credential, if set, signs requests to Endpoint (or the account's
 	// default endpoint) with Entra ID tokens, e.g. from azidentity.
 	Credential azcore.TokenCredential
+
+	// SDKRetries keeps the SDK's own retry policy in the client Open
+	// builds. By default that client makes a single attempt per request,
+	// because retrying is cas/retry's job (wrap the store with Transient as
+	// its classifier); set SDKRetries when using the bare Store instead.
+	SDKRetries bool
 
 	// Client, if set, is used as is, and the fields above but Container and
 	// Prefix are ignored. Tests use it.
@@ -86,12 +93,17 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 }
 
 func newClient(o Options) (*azblob.Client, error) {
+	var co *azblob.ClientOptions
+	if !o.SDKRetries {
+		// A negative count means one try and no retries.
+		co = &azblob.ClientOptions{ClientOptions: azcore.ClientOptions{Retry: policy.RetryOptions{MaxRetries: -1}}}
+	}
 	if o.ConnectionString != "" {
-		return azblob.NewClientFromConnectionString(o.ConnectionString, nil)
+		return azblob.NewClientFromConnectionString(o.ConnectionString, co)
 	}
 	explicit := o.Account != "" || o.Endpoint != "" || o.Credential != nil
 	if cs := os.Getenv("AZURE_STORAGE_CONNECTION_STRING"); cs != "" && !explicit {
-		return azblob.NewClientFromConnectionString(cs, nil)
+		return azblob.NewClientFromConnectionString(cs, co)
 	}
 	account := o.Account
 	if account == "" {
@@ -105,17 +117,17 @@ func newClient(o Options) (*azblob.Client, error) {
 		return nil, fmt.Errorf("no account: set a connection string, an account (or AZURE_STORAGE_ACCOUNT) or an endpoint")
 	}
 	if o.Credential != nil {
-		return azblob.NewClient(endpoint, o.Credential, nil)
+		return azblob.NewClient(endpoint, o.Credential, co)
 	}
 	if key := os.Getenv("AZURE_STORAGE_KEY"); key != "" && account != "" {
 		cred, err := azblob.NewSharedKeyCredential(account, key)
 		if err != nil {
 			return nil, fmt.Errorf("AZURE_STORAGE_KEY is not a base64 shared key: %w", err)
 		}
-		return azblob.NewClientWithSharedKeyCredential(endpoint, cred, nil)
+		return azblob.NewClientWithSharedKeyCredential(endpoint, cred, co)
 	}
 	// A public container, or a SAS token in the endpoint's query.
-	return azblob.NewClientWithNoCredential(endpoint, nil)
+	return azblob.NewClientWithNoCredential(endpoint, co)
 }
 
 // New returns the store under prefix in the named container, reached

@@ -40,13 +40,28 @@
 // reported by Writer.Close and turned into cas.ErrExists here. The
 // package's tests race sixteen creators against one name to check it.
 //
-// The condition also makes the write idempotent in the eyes of the SDK,
-// which therefore retries it on transient errors. One corner remains: if a
-// retried write's first attempt did succeed but its response was lost, the
-// retry sees the object and CreateRef reports ErrExists although this caller
-// won. The ref then points at the caller's own id, which GetRef shows.
+// The condition also makes the write safe to retry. One corner remains: if
+// a write succeeded but its response was lost, the retry sees the object
+// and CreateRef reports ErrExists although this caller won. The ref then
+// points at the caller's own id, which GetRef shows; cas/retry does that
+// check and reports success.
 //
 // Put uses the same condition for a different reason: two Puts of one id
 // write the same bytes, so losing the race is success, and a conditional
-// write is one the SDK may safely retry.
+// write is one that may safely be retried.
+//
+// # Retries and short bodies
+//
+// The client Open builds makes one attempt per request
+// (storage.RetryNever): mlfs wraps stores in cas/retry, with Transient as
+// the classifier, and two retrying layers would multiply each other's
+// attempts. A caller that uses the bare Store sets Options.SDKRetries to
+// get the SDK's retries back; a client passed as Options.Client keeps its
+// own settings. (Even without retries, the SDK's reader resumes a download
+// that breaks off mid-body with a ranged read of the rest.)
+//
+// A body cut short is an error wrapping io.ErrUnexpectedEOF, which
+// Transient accepts: reads compare the bytes with the Content-Length, and
+// GetRange also with the range clamped to the object size that GCS names,
+// so that a truncated transfer can never pass for the end of the object.
 package gcs

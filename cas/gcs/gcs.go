@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -35,8 +37,16 @@ type Options struct {
 	// build a client with storage.NewClient and pass it as Client.
 	Endpoint string
 
-	// Client, if set, is used as is, and Endpoint is ignored; Close then
-	// leaves it open. Tests use it.
+	// SDKRetries keeps the SDK's own retries in the client Open builds.
+	// By default that client makes a single attempt per request
+	// (storage.RetryNever), because retrying is cas/retry's job (wrap the
+	// store with Transient as its classifier); set SDKRetries when using
+	// the bare Store instead.
+	SDKRetries bool
+
+	// Client, if set, is used as is, with its own retry settings, and
+	// Endpoint and SDKRetries are ignored; Close then leaves it open. Tests
+	// use it.
 	Client *storage.Client
 }
 
@@ -80,16 +90,25 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 }
 
 func newClient(ctx context.Context, o Options) (*storage.Client, error) {
-	if o.Endpoint == "" {
-		return storage.NewClient(ctx)
+	var opts []option.ClientOption
+	if o.Endpoint != "" {
+		// An emulator takes no credentials, and serves reads on the JSON
+		// API at the endpoint; the default XML reads would go to a public
+		// host.
+		opts = append(opts,
+			option.WithEndpoint(o.Endpoint),
+			option.WithoutAuthentication(),
+			storage.WithJSONReads(),
+		)
 	}
-	// An emulator takes no credentials, and serves reads on the JSON API
-	// at the endpoint; the default XML reads would go to a public host.
-	return storage.NewClient(ctx,
-		option.WithEndpoint(o.Endpoint),
-		option.WithoutAuthentication(),
-		storage.WithJSONReads(),
-	)
+	c, err := storage.NewClient(ctx, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if !o.SDKRetries {
+		c.SetRetry(storage.WithPolicy(storage.RetryNever))
+	}
+	return c, nil
 }
 
 // New returns the store under prefix in bucket, reached through client. It
@@ -166,9 +185,41 @@ func readBody(r *storage.Reader) ([]byte, error) {
 		return nil, err
 	}
 	if n >= 0 && int64(buf.Len()) != n {
-		return nil, fmt.Errorf("short body: %d of %d bytes", buf.Len(), n)
+		return nil, fmt.Errorf("body of %d bytes, Content-Length %d: %w", buf.Len(), n, io.ErrUnexpectedEOF)
 	}
 	return buf.Bytes(), nil
+}
+
+// Transient reports whether err, from a Store, is worth another attempt:
+// HTTP 408, 429 and 5xx but 501, their gRPC counterparts, timeouts, and
+// connections that broke (reset, refused, closed, a body cut short), much
+// as storage.ShouldRetry decides for the SDK's own retries. The answers
+// cas.ErrNotFound, ErrExists, ErrCorrupt and ErrRange are not transient,
+// nor is context.Canceled: someone canceled on purpose. It is the
+// classifier to give cas/retry.
+func Transient(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, context.Canceled),
+		errors.Is(err, cas.ErrNotFound), errors.Is(err, cas.ErrExists),
+		errors.Is(err, cas.ErrCorrupt), errors.Is(err, cas.ErrRange):
+		return false
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		c := ge.Code
+		return c == http.StatusRequestTimeout || c == http.StatusTooManyRequests || c >= 500 && c != http.StatusNotImplemented
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.ResourceExhausted, codes.Internal, codes.DeadlineExceeded, codes.Aborted:
+		return true
+	}
+	if storage.ShouldRetry(err) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
 }
 
 // getObject reads a whole GCS object.
@@ -253,6 +304,15 @@ func (s *Store) GetRange(ctx context.Context, id cas.ID, off, length int64) ([]b
 	}
 	if length > 0 && int64(len(b)) > length {
 		return nil, fmt.Errorf("%s: get range of %s: asked for %d bytes, got %d", s.where, id.Short(), length, len(b))
+	}
+	// A short body must be an error, never a short result, which callers
+	// would take for the object's end.
+	lo, hi, err := cas.ClampRange(id, r.Attrs.Size, off, length)
+	if err != nil {
+		return nil, s.fail("get range of", id.Short(), err)
+	}
+	if !r.Attrs.Decompressed && int64(len(b)) != hi-lo {
+		return nil, s.fail("get range of", id.Short(), fmt.Errorf("%d bytes at %d of %d: %w", len(b), off, r.Attrs.Size, io.ErrUnexpectedEOF))
 	}
 	return b, nil
 }

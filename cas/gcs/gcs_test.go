@@ -4,21 +4,33 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"cloud.google.com/go/storage"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/mlfs/mlfs/cas"
 	"github.com/mlfs/mlfs/cas/castest"
 	"github.com/mlfs/mlfs/cas/gcs"
+	"github.com/mlfs/mlfs/cas/retry"
+	"github.com/mlfs/mlfs/internal/faultproxy"
 )
 
 const (
@@ -341,5 +353,224 @@ func TestPutExistingIsNoOp(t *testing.T) {
 	}
 	if got := rawGet(t, c, s.ObjectKey(id)); !bytes.Equal(got, data) {
 		t.Fatalf("object holds %q", got)
+	}
+}
+
+func TestTransient(t *testing.T) {
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"503", &googleapi.Error{Code: 503}, true},
+		{"500", fmt.Errorf("put: %w", &googleapi.Error{Code: 500}), true},
+		{"429", &googleapi.Error{Code: 429}, true},
+		{"408", &googleapi.Error{Code: 408}, true},
+		{"501", &googleapi.Error{Code: 501}, false},
+		{"403", &googleapi.Error{Code: 403}, false},
+		{"412", &googleapi.Error{Code: 412}, false},
+		{"grpc unavailable", status.Error(codes.Unavailable, "down"), true},
+		{"grpc permission", status.Error(codes.PermissionDenied, "no"), false},
+		{"reset", fmt.Errorf("get: %w", reset), true},
+		{"short body", fmt.Errorf("get: %w", io.ErrUnexpectedEOF), true},
+		{"timeout", context.DeadlineExceeded, true},
+		{"canceled", fmt.Errorf("get: %w", context.Canceled), false},
+		{"not found", fmt.Errorf("get: %w", cas.ErrNotFound), false},
+		{"exists", fmt.Errorf("create: %w", cas.ErrExists), false},
+		{"corrupt", fmt.Errorf("get: %w", cas.ErrCorrupt), false},
+		{"range", fmt.Errorf("get: %w", cas.ErrRange), false},
+		{"other", errors.New("bad ref name"), false},
+		{"nil", nil, false},
+	} {
+		if got := gcs.Transient(c.err); got != c.want {
+			t.Errorf("%s: Transient(%v) = %v, want %v", c.name, c.err, got, c.want)
+		}
+	}
+}
+
+// proxied starts an in-memory GCS behind a fault proxy, and opens a store
+// through the proxy with a client that Open builds, as in production.
+// Faults are off until the caller enables them.
+func proxied(t *testing.T, plan faultproxy.Plan, o gcs.Options) (*faultproxy.Proxy, *gcs.Store) {
+	t.Helper()
+	srv, _ := server(t)
+	u, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.ErrorResponse == nil {
+		plan.ErrorResponse = faultproxy.GCSUnavailable
+	}
+	proxy := faultproxy.New(u, plan)
+	proxy.SetEnabled(false)
+	psrv := httptest.NewServer(proxy)
+	t.Cleanup(psrv.Close)
+	t.Cleanup(proxy.Close) // first: ends stalls that psrv.Close would wait for
+	o.Bucket, o.Prefix, o.Endpoint = bucket, prefix, psrv.URL+"/storage/v1/"
+	s, err := gcs.Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return proxy, s
+}
+
+// randomObject returns mostly small objects and some of a few MiB.
+func randomObject(rng *rand.Rand) []byte {
+	n := rng.IntN(64 << 10)
+	if rng.IntN(4) == 0 {
+		n = rng.IntN(3 << 20)
+	}
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+// As cas/s3's TestChaos: a quarter of all requests broken, and through
+// cas/retry every call ends in time with the right bytes or an error.
+func TestChaos(t *testing.T) {
+	proxy, bare := proxied(t, faultproxy.Plan{
+		Seed: 1, Error: 0.06, Reset: 0.06, Stall: 0.03, Truncate: 0.1, StallFor: time.Minute,
+	}, gcs.Options{})
+	o := retry.Options{
+		Transient:      gcs.Transient,
+		MaxAttempts:    8,
+		BaseDelay:      2 * time.Millisecond,
+		MaxDelay:       50 * time.Millisecond,
+		AttemptTimeout: time.Second,
+	}
+	s := retry.New(bare, o)
+	deadline := time.Duration(o.MaxAttempts)*(o.AttemptTimeout+o.MaxDelay) + 5*time.Second
+	proxy.SetEnabled(true)
+
+	ctx := context.Background()
+	var ok, failed atomic.Int32
+	timed := func(what string, f func() error) error {
+		start := time.Now()
+		err := f()
+		if d := time.Since(start); d > deadline {
+			t.Errorf("%s took %v, more than %v", what, d, deadline)
+		}
+		if err != nil {
+			failed.Add(1)
+		} else {
+			ok.Add(1)
+		}
+		return err
+	}
+	var mu sync.Mutex
+	stored := map[cas.ID][]byte{}
+	refs := map[string]cas.ID{}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for i := range 8 {
+				data := randomObject(rng)
+				id := cas.Sum(data)
+				if timed("put", func() error { return s.Put(ctx, id, data) }) == nil {
+					mu.Lock()
+					stored[id] = data
+					mu.Unlock()
+				}
+				var got []byte
+				if timed("get", func() (err error) { got, err = s.Get(ctx, id); return err }) == nil && !bytes.Equal(got, data) {
+					t.Errorf("get of %d bytes: wrong bytes", len(data))
+				}
+				off := rng.Int64N(int64(len(data)) + 1)
+				length := rng.Int64N(int64(len(data))+10) - 5
+				if timed("get range", func() (err error) { got, err = s.GetRange(ctx, id, off, length); return err }) == nil {
+					lo, hi, _ := cas.ClampRange(id, int64(len(data)), off, length)
+					if !bytes.Equal(got, data[lo:hi]) {
+						t.Errorf("GetRange(%d, %d) of %d bytes: %d wrong bytes", off, length, len(data), len(got))
+					}
+				}
+				name := fmt.Sprintf("chaos/w%d/v%d", w, i)
+				err := timed("create ref", func() error { return s.CreateRef(ctx, name, id) })
+				switch {
+				case err == nil:
+					mu.Lock()
+					refs[name] = id
+					mu.Unlock()
+				case errors.Is(err, cas.ErrExists):
+					t.Errorf("CreateRef of a new name lost to itself: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	st := proxy.Stats()
+	t.Logf("%d calls ok, %d failed; proxy %+v", ok.Load(), failed.Load(), st)
+	if st.Errors == 0 || st.Resets == 0 || st.Stalls == 0 || st.Truncations == 0 {
+		t.Errorf("some kind of fault was never injected: %+v", st)
+	}
+	if ok.Load() < 9*(ok.Load()+failed.Load())/10 {
+		t.Errorf("only %d of %d calls succeeded: retrying does not work", ok.Load(), ok.Load()+failed.Load())
+	}
+	proxy.SetEnabled(false)
+	for id, data := range stored {
+		if got, err := bare.Get(ctx, id); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("stored object %s: %v", id.Short(), err)
+		}
+	}
+	for name, id := range refs {
+		if got, err := bare.GetRef(ctx, name); err != nil || got != id {
+			t.Errorf("ref %s: %v", name, err)
+		}
+	}
+}
+
+// The client Open builds makes one attempt per request unless asked for
+// the SDK's retries; a cut body is never short data.
+func TestBareStore(t *testing.T) {
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("0123456789"), 1000)
+	id := cas.Sum(data)
+	for _, sdkRetries := range []bool{false, true} {
+		proxy, s := proxied(t, faultproxy.Plan{Rule: func(r *http.Request, n int) faultproxy.Fault {
+			if n == 1 {
+				return faultproxy.Error
+			}
+			return faultproxy.None
+		}}, gcs.Options{SDKRetries: sdkRetries})
+		if err := s.Put(ctx, id, data); err != nil {
+			t.Fatal(err)
+		}
+		proxy.SetEnabled(true)
+		_, err := s.Stat(ctx, id)
+		if sdkRetries != (err == nil) {
+			t.Fatalf("SDKRetries %v: stat after one 503: %v", sdkRetries, err)
+		}
+		if err != nil && !gcs.Transient(err) {
+			t.Fatalf("503 is not transient: %v", err)
+		}
+	}
+
+	// The SDK's reader resumes a cut download with a ranged read of the
+	// rest, so a cut body may yet give the right bytes; what it must not
+	// give is fewer.
+	proxy, s := proxied(t, faultproxy.Plan{Truncate: 1}, gcs.Options{})
+	if err := s.Put(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	proxy.SetEnabled(true)
+	if got, err := s.Get(ctx, id); err == nil && !bytes.Equal(got, data) {
+		t.Fatalf("get of a cut body: wrong bytes")
+	} else if err != nil && !gcs.Transient(err) {
+		t.Fatalf("get of a cut body: %v; want a transient error", err)
+	}
+	if got, err := s.GetRange(ctx, id, 100, 5000); err == nil && !bytes.Equal(got, data[100:5100]) {
+		t.Fatalf("range of a cut body: %d wrong bytes", len(got))
+	} else if err != nil && !gcs.Transient(err) {
+		t.Fatalf("range of a cut body: %v; want a transient error", err)
+	}
+	if st := proxy.Stats(); st.Truncations == 0 {
+		t.Fatalf("nothing truncated: %+v", st)
 	}
 }

@@ -39,8 +39,24 @@
 // ignores the header would let two creators both win, which is why the
 // package's tests race sixteen creators against one name.
 //
-// One corner remains: if the SDK retries a conditional PutObject whose first
-// attempt did succeed but whose response was lost, the retry sees the key
-// and CreateRef reports ErrExists although this caller won. The ref then
-// points at the caller's own id, which GetRef shows.
+// One corner remains: if a conditional PutObject succeeds but its answer is
+// lost, a retry sees the key and CreateRef reports ErrExists although this
+// caller won; the ref then points at the caller's own id, which GetRef
+// shows. cas/retry does exactly that check, which is one reason it, and
+// not the SDK, retries (next section).
+//
+// # Retries and short bodies
+//
+// The client Open builds makes one attempt per request (aws.NopRetryer):
+// mlfs wraps stores in cas/retry, with Transient as the classifier, and
+// two retrying layers would multiply each other's attempts. A caller that
+// uses the bare Store sets Options.SDKRetries to get the SDK's standard
+// retryer back; a client passed as Options.Client keeps whatever retryer
+// it was built with.
+//
+// A body cut short is an error wrapping io.ErrUnexpectedEOF, which
+// Transient accepts: Get compares the bytes with Content-Length (and
+// verifies them), and GetRange also checks them against the Content-Range
+// S3 sent and the object size it names, so that a truncated transfer can
+// never pass for the end of the object.
 package s3

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -47,8 +48,15 @@ type Options struct {
 	// with aws-sdk-go-v2/config and pass it as Client.
 	Credentials aws.CredentialsProvider
 
-	// Client, if set, is used as is, and Endpoint, Region, PathStyle and
-	// Credentials are ignored. Tests use it.
+	// SDKRetries keeps the SDK's standard retryer in the client Open
+	// builds. By default that client makes a single attempt per request,
+	// because retrying is cas/retry's job (wrap the store with Transient as
+	// its classifier); set SDKRetries when using the bare Store instead.
+	SDKRetries bool
+
+	// Client, if set, is used as is, with its own retryer, and Endpoint,
+	// Region, PathStyle, Credentials and SDKRetries are ignored. Tests use
+	// it.
 	Client *s3sdk.Client
 }
 
@@ -92,12 +100,16 @@ func newClient(o Options) *s3sdk.Client {
 			creds = aws.AnonymousCredentials{}
 		}
 	}
-	return s3sdk.New(s3sdk.Options{
+	opts := s3sdk.Options{
 		Region:       region,
 		Credentials:  aws.NewCredentialsCache(creds),
 		UsePathStyle: o.PathStyle,
 		BaseEndpoint: endpoint(o.Endpoint),
-	})
+	}
+	if !o.SDKRetries {
+		opts.Retryer = aws.NopRetryer{}
+	}
+	return s3sdk.New(opts)
 }
 
 func endpoint(e string) *string {
@@ -198,9 +210,74 @@ func readBody(r io.Reader, size *int64) ([]byte, error) {
 		return nil, err
 	}
 	if size != nil && int64(buf.Len()) != *size {
-		return nil, fmt.Errorf("short body: %d of %d bytes", buf.Len(), *size)
+		return nil, fmt.Errorf("body of %d bytes, Content-Length %d: %w", buf.Len(), *size, io.ErrUnexpectedEOF)
 	}
 	return buf.Bytes(), nil
+}
+
+// parseContentRange parses "bytes first-last/size"; size is -1 if the
+// server sent "*".
+func parseContentRange(s string) (first, last, size int64, err error) {
+	r, ok := strings.CutPrefix(s, "bytes ")
+	span, total, ok2 := strings.Cut(r, "/")
+	a, b, ok3 := strings.Cut(span, "-")
+	if !ok || !ok2 || !ok3 {
+		return 0, 0, 0, fmt.Errorf("bad Content-Range %q", s)
+	}
+	first, err1 := strconv.ParseInt(a, 10, 64)
+	last, err2 := strconv.ParseInt(b, 10, 64)
+	size, err3 := int64(-1), error(nil)
+	if total != "*" {
+		size, err3 = strconv.ParseInt(total, 10, 64)
+	}
+	if err := errors.Join(err1, err2, err3); err != nil || first < 0 || last < first {
+		return 0, 0, 0, fmt.Errorf("bad Content-Range %q", s)
+	}
+	return first, last, size, nil
+}
+
+// Transient reports whether err, from a Store, is worth another attempt:
+// throttling (503 SlowDown, 429), server errors (5xx but 501), timeouts
+// (408 RequestTimeout, a request or body read that timed out), and
+// connections that broke (reset, refused, closed, a body cut short). The
+// answers cas.ErrNotFound, ErrExists, ErrCorrupt and ErrRange are not
+// transient, nor is context.Canceled: someone canceled on purpose. It is
+// the classifier to give cas/retry.
+func Transient(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, context.Canceled),
+		errors.Is(err, cas.ErrNotFound), errors.Is(err, cas.ErrExists),
+		errors.Is(err, cas.ErrCorrupt), errors.Is(err, cas.ErrRange):
+		return false
+	case errors.Is(err, io.ErrUnexpectedEOF),
+		// The SDK's check of a response body against the checksum S3 sent
+		// failed: bytes garbled in transit, which a re-read fixes. Its
+		// error type is unexported, hence the text.
+		strings.Contains(err.Error(), "checksum did not match"):
+		return true
+	}
+	switch errorCode(err) {
+	case "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable",
+		"Throttling", "ThrottlingException", "RequestThrottled", "TooManyRequestsException",
+		"RequestTimeoutException", "IncompleteBody", "BadDigest":
+		return true
+	}
+	switch st := httpStatus(err); {
+	case st == http.StatusRequestTimeout, st == http.StatusTooManyRequests:
+		return true
+	case st >= 500 && st != http.StatusNotImplemented:
+		return true
+	case st != 0:
+		return false // an answer from S3 that retrying will not change
+	}
+	// The SDK's mark for a request not sent or an answer not received;
+	// then any network error, such as a reset while reading a body.
+	var ce interface{ ConnectionError() bool }
+	if errors.As(err, &ce) && ce.ConnectionError() {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
 }
 
 func (s *Store) Get(ctx context.Context, id cas.ID) ([]byte, error) {
@@ -272,10 +349,39 @@ func (s *Store) GetRange(ctx context.Context, id cas.ID, off, length int64) ([]b
 		}
 		return b[lo:hi], nil
 	}
-	if length > 0 && int64(len(b)) > length {
-		return nil, fmt.Errorf("%s: get range of %s: asked for %d bytes, got %d", s.where, id.Short(), length, len(b))
+	if err := checkRange(id, *out.ContentRange, off, length, len(b)); err != nil {
+		return nil, s.fail("get range of", id.Short(), err)
 	}
 	return b, nil
+}
+
+// checkRange makes sure that the n bytes of a ranged GetObject are the
+// ones asked for, all of them: a short body must be an error, never a
+// short result, which GetRange's callers would take for the object's end.
+func checkRange(id cas.ID, contentRange string, off, length int64, n int) error {
+	first, last, size, err := parseContentRange(contentRange)
+	if err != nil {
+		return err
+	}
+	if first != off {
+		return fmt.Errorf("asked for offset %d, got %s", off, contentRange)
+	}
+	want := last - first + 1
+	if size >= 0 {
+		lo, hi, err := cas.ClampRange(id, size, off, length)
+		if err != nil {
+			return err
+		}
+		if hi-lo != want {
+			return fmt.Errorf("asked for %d bytes at %d, got %s", length, off, contentRange)
+		}
+	} else if length > 0 && want > length {
+		return fmt.Errorf("asked for %d bytes, got %s", length, contentRange)
+	}
+	if int64(n) != want {
+		return fmt.Errorf("body of %d bytes for %s: %w", n, contentRange, io.ErrUnexpectedEOF)
+	}
+	return nil
 }
 
 func (s *Store) Stat(ctx context.Context, id cas.ID) (int64, error) {

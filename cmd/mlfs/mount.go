@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -311,7 +313,7 @@ func statusCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(out, "daemon  pid %d, up %s\n", st.PID, time.Since(st.Started).Round(time.Second))
 			fmt.Fprintf(out, "mount   %s\nstore   %s\n", st.Mount, st.Store)
 			if st.Remote != "" {
-				fmt.Fprintf(out, "remote  %s\n", st.Remote)
+				fmt.Fprintf(out, "remote  %s; %s\n", st.Remote, requestCounts(st.RemoteRequests))
 			}
 			cs := st.Cache
 			fmt.Fprintf(out, "cache   %s of %s in %d chunks; %d hits, %d misses, %s fetched, %d evicted, %d found damaged and fetched again\n",
@@ -383,4 +385,21 @@ mlfs umount drops those.`,
 		},
 	})
 	return cmd
+}
+
+// requestCounts shows counts by operation: "12 requests (get_range 10,
+// list 2)".
+func requestCounts(m map[string]int64) string {
+	var total int64
+	var parts []string
+	for _, op := range slices.Sorted(maps.Keys(m)) {
+		if m[op] > 0 {
+			total += m[op]
+			parts = append(parts, fmt.Sprintf("%s %d", op, m[op]))
+		}
+	}
+	if total == 0 {
+		return "no requests since the daemon started"
+	}
+	return fmt.Sprintf("%d requests since the daemon started (%s)", total, strings.Join(parts, ", "))
 }

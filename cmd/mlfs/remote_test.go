@@ -124,7 +124,8 @@ func TestTwoMachines(t *testing.T) {
 				case err == nil:
 					won++
 				case !errors.Is(err, syscall.EEXIST):
-					t.Fatalf("mkdir iris@v2 on machine %d: %v, want success or EEXIST", i, err)
+					log, _ := os.ReadFile(filepath.Join([]*instance{a, b}[i].home, "data/mlfs/daemon.log"))
+					t.Fatalf("mkdir iris@v2 on machine %d: %v, want success or EEXIST; its daemon's log:\n%s", i, err, log)
 				}
 			}
 			if won != 1 {
