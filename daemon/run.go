@@ -72,7 +72,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) (err error) {
 	work := worktree.NewSet(r.Index, filepath.Join(cfg.Paths.DataDir, "work"), r.Repo, c, log)
 	killedAfter, _ := cfg.KilledAfter()
 	runs, err := tracking.Open(ctx, tracking.Options{KV: r.Index, DataDir: RunsDir(cfg), Repo: r.Repo, Objects: c,
-		KilledAfter: killedAfter, Log: log})
+		KilledAfter: killedAfter, Publish: r.Shared != nil, Import: r.Shared != nil, Log: log})
 	if err != nil {
 		return err
 	}
@@ -84,6 +84,19 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) (err error) {
 		}
 	}()
 	r.Runs = tracking.Live{T: runs}
+	if r.Shared != nil {
+		r.SyncRuns = func(ctx context.Context, publish, imp bool) (pub, got int, err error) {
+			if publish {
+				if pub, err = runs.Publish(ctx); err != nil {
+					return pub, 0, err
+				}
+			}
+			if imp {
+				got, err = runs.Import(ctx)
+			}
+			return pub, got, err
+		}
+	}
 	r.PurgeCache = c.Purge
 	root := fs.New(fs.Options{Repo: r.Repo, Objects: c, Work: work, Runs: runs, Log: log})
 	r.Work, r.Forget = work, root.Forget

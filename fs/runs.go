@@ -152,6 +152,9 @@ func reserved(name string) bool {
 
 func (n *runRoot) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if !reserved(name) {
+		if n.run.Imported() {
+			return roLookup(ctx, n.EmbeddedInode(), &n.workNode, name, name, out)
+		}
 		return n.workNode.Lookup(ctx, name, out)
 	}
 	f := &runFile{run: n.run, name: name}
@@ -181,6 +184,9 @@ func (n *runRoot) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 }
 
 func (n *runRoot) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if n.run.Imported() {
+		return nil, nil, 0, syscall.EROFS
+	}
 	if reserved(name) {
 		return nil, nil, 0, syscall.EEXIST
 	}
@@ -188,6 +194,9 @@ func (n *runRoot) Create(ctx context.Context, name string, flags uint32, mode ui
 }
 
 func (n *runRoot) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if n.run.Imported() {
+		return nil, syscall.EROFS
+	}
 	if reserved(name) {
 		return nil, syscall.EEXIST
 	}
@@ -195,6 +204,9 @@ func (n *runRoot) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 }
 
 func (n *runRoot) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if n.run.Imported() {
+		return nil, syscall.EROFS
+	}
 	if reserved(name) {
 		return nil, syscall.EEXIST
 	}
@@ -204,6 +216,9 @@ func (n *runRoot) Symlink(ctx context.Context, target, name string, out *fuse.En
 // Unlink of the tracker's own files succeeds and changes nothing: they
 // are made from the run's record, and rm -rf must be able to go on.
 func (n *runRoot) Unlink(ctx context.Context, name string) syscall.Errno {
+	if n.run.Imported() {
+		return syscall.EROFS
+	}
 	if reserved(name) {
 		return 0
 	}
@@ -211,6 +226,9 @@ func (n *runRoot) Unlink(ctx context.Context, name string) syscall.Errno {
 }
 
 func (n *runRoot) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if n.run.Imported() {
+		return syscall.EROFS
+	}
 	if reserved(name) {
 		return syscall.EPERM
 	}
@@ -222,6 +240,163 @@ func (n *runRoot) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		np = &rr.workNode
 	}
 	return n.workNode.Rename(ctx, name, np, newName, flags)
+}
+
+func (n *runRoot) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if n.run.Imported() {
+		return syscall.EROFS
+	}
+	return n.workNode.Setattr(ctx, fh, in, out)
+}
+
+func (n *runRoot) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if n.run.Imported() {
+		return syscall.EROFS
+	}
+	return n.workNode.Rmdir(ctx, name)
+}
+
+// roNode is a file or folder of an imported run, which is read-only here:
+// only the machine that runs it changes it. Each import makes the run's
+// nodes anew, so a roNode finds its node by its path, at every call: the
+// kernel's view of the run (entries, a cwd) stays good across an import.
+type roNode struct {
+	workNode
+	path string // from the run's top
+}
+
+var (
+	_ gofs.NodeLookuper    = (*roNode)(nil)
+	_ gofs.NodeReaddirer   = (*roNode)(nil)
+	_ gofs.NodeGetattrer   = (*roNode)(nil)
+	_ gofs.NodeOpener      = (*roNode)(nil)
+	_ gofs.NodeReadlinker  = (*roNode)(nil)
+	_ gofs.NodeGetxattrer  = (*roNode)(nil)
+	_ gofs.NodeListxattrer = (*roNode)(nil)
+	_ gofs.NodeSetattrer   = (*roNode)(nil)
+	_ gofs.NodeCreater     = (*roNode)(nil)
+	_ gofs.NodeMkdirer     = (*roNode)(nil)
+	_ gofs.NodeSymlinker   = (*roNode)(nil)
+	_ gofs.NodeUnlinker    = (*roNode)(nil)
+	_ gofs.NodeRmdirer     = (*roNode)(nil)
+	_ gofs.NodeRenamer     = (*roNode)(nil)
+)
+
+// roLookup finds name in folder dir of an imported run and makes its
+// node, at path, below parent: the kernel's node of the folder, which is
+// dir's unless an import made the nodes anew.
+func roLookup(ctx context.Context, parent *gofs.Inode, dir *workNode, path, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	a, err := dir.t.Lookup(ctx, dir.ino, name)
+	if err != nil {
+		return nil, dir.sys.errno("lookup", err)
+	}
+	workAttr(a, &out.Attr)
+	ino := workIno(dir.t.Dataset(), a.Ino)
+	out.Ino = ino
+	out.SetEntryTimeout(workTimeout)
+	out.SetAttrTimeout(workTimeout)
+	c := &roNode{workNode: workNode{sys: dir.sys, t: dir.t, ino: a.Ino, run: dir.run}, path: path}
+	return parent.NewInode(ctx, c, gofs.StableAttr{Mode: stableMode(a.Type), Ino: ino}), 0
+}
+
+// now returns n's node as the run is now.
+func (n *roNode) now(ctx context.Context) (*workNode, syscall.Errno) {
+	a, err := n.t.GetAttr(worktree.RootIno)
+	for _, name := range strings.Split(n.path, "/") {
+		if err != nil {
+			break
+		}
+		a, err = n.t.Lookup(ctx, a.Ino, name)
+	}
+	if err != nil {
+		return nil, n.sys.errno("lookup", err)
+	}
+	if a.Ino == n.ino {
+		return &n.workNode, 0
+	}
+	return &workNode{sys: n.sys, t: n.t, ino: a.Ino, run: n.run}, 0
+}
+
+func (n *roNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	w, errno := n.now(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	return roLookup(ctx, n.EmbeddedInode(), w, n.path+"/"+name, name, out)
+}
+
+func (n *roNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	w, errno := n.now(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	return w.Readdir(ctx)
+}
+
+func (n *roNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	w, errno := n.now(ctx)
+	if errno != 0 {
+		return errno
+	}
+	return w.Getattr(ctx, fh, out)
+}
+
+func (n *roNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&accMode != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	w, errno := n.now(ctx)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	return w.Open(ctx, flags)
+}
+
+func (n *roNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	w, errno := n.now(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	return w.Readlink(ctx)
+}
+
+func (n *roNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	w, errno := n.now(ctx)
+	if errno != 0 {
+		return 0, errno
+	}
+	return w.Getxattr(ctx, attr, dest)
+}
+
+func (n *roNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	w, errno := n.now(ctx)
+	if errno != 0 {
+		return 0, errno
+	}
+	return w.Listxattr(ctx, dest)
+}
+
+func (n *roNode) Setattr(context.Context, gofs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
+	return syscall.EROFS
+}
+
+func (n *roNode) Create(context.Context, string, uint32, uint32, *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, syscall.EROFS
+}
+
+func (n *roNode) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+
+func (n *roNode) Symlink(context.Context, string, string, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+
+func (n *roNode) Unlink(context.Context, string) syscall.Errno { return syscall.EROFS }
+func (n *roNode) Rmdir(context.Context, string) syscall.Errno  { return syscall.EROFS }
+
+func (n *roNode) Rename(context.Context, string, gofs.InodeEmbedder, string, uint32) syscall.Errno {
+	return syscall.EROFS
 }
 
 // runFile is one of the files the tracker makes. Reads see the content
@@ -266,7 +441,7 @@ func (f *runFile) content() []byte {
 
 func (f *runFile) attr(out *fuse.Attr) {
 	out.Mode = syscall.S_IFREG | 0o444
-	if f.name == "status" {
+	if f.name == "status" && !f.run.Imported() {
 		out.Mode = syscall.S_IFREG | 0o644
 	}
 	out.Nlink = 1
@@ -294,6 +469,9 @@ func (f *runFile) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.Attr
 
 // Setattr accepts the truncation that comes with "echo x > status".
 func (f *runFile) Setattr(ctx context.Context, _ gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if _, ok := in.GetSize(); ok && f.run.Imported() {
+		return syscall.EROFS
+	}
 	if _, ok := in.GetSize(); ok && f.name != "status" {
 		return syscall.EACCES
 	}
@@ -309,6 +487,9 @@ type runFileHandle struct {
 }
 
 func (f *runFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&accMode != syscall.O_RDONLY && f.run.Imported() {
+		return nil, 0, syscall.EROFS
+	}
 	if flags&accMode != syscall.O_RDONLY && f.name != "status" {
 		return nil, 0, syscall.EACCES
 	}

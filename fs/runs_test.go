@@ -38,6 +38,13 @@ func mountRuns(t *testing.T, r *repo.Repo, killedAfter time.Duration) (string, *
 // and closes the tracker.
 func mountRunsOn(t *testing.T, r *repo.Repo, kv index.KV, dataDir string, killedAfter time.Duration) (string, *tracking.Tracker, func()) {
 	t.Helper()
+	return mountRunsWith(t, r, kv, dataDir, tracking.Options{KilledAfter: killedAfter})
+}
+
+// mountRunsWith is mountRunsOn with the tracker's options (their store,
+// index, folders and log filled in).
+func mountRunsWith(t *testing.T, r *repo.Repo, kv index.KV, dataDir string, opt tracking.Options) (string, *tracking.Tracker, func()) {
+	t.Helper()
 	canMount(t)
 	if runtime.GOMAXPROCS(0) < 2 {
 		runtime.GOMAXPROCS(2)
@@ -45,8 +52,8 @@ func mountRunsOn(t *testing.T, r *repo.Repo, kv index.KV, dataDir string, killed
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	work := worktree.NewSet(kv, filepath.Join(dataDir, "work"), r, r.Store(), log)
-	runs, err := tracking.Open(context.Background(), tracking.Options{KV: kv, DataDir: filepath.Join(dataDir, "runs"), Repo: r,
-		Objects: r.Store(), KilledAfter: killedAfter, Log: log})
+	opt.KV, opt.DataDir, opt.Repo, opt.Objects, opt.Log = kv, filepath.Join(dataDir, "runs"), r, r.Store(), log
+	runs, err := tracking.Open(context.Background(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}

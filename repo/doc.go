@@ -14,6 +14,10 @@
 // version exists whole or not at all, and two writers of one name get one
 // success and one ErrExists.
 //
+// Refs outside "<dataset>/<version>" name version objects too: runs are
+// published as "runs/<id>/<seq>" (Writer.CommitRef). Datasets and
+// Versions list only datasets' refs; gc and fsck walk every ref alike.
+//
 // # Garbage collection and concurrent writers
 //
 // gc deletes objects that no ref reaches. An add in progress has written

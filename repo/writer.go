@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/mlfs/mlfs/cas"
 	"github.com/mlfs/mlfs/cas/object"
@@ -81,6 +82,39 @@ func (w *Writer) Commit(ref Ref, tree, parent cas.ID, message string) (VersionIn
 		w.done = true
 	}
 	return vi, err
+}
+
+// CommitRef is Commit for a ref that is not a dataset's version (runs are
+// published as "runs/<id>/<seq>"): it stores a version object of tree,
+// naming dataset as what it holds, and creates the ref name for it, which
+// fails with an error wrapping cas.ErrExists if name is taken. Datasets
+// and Versions do not list such refs; gc keeps, and fsck reads, what they
+// reach as for every ref. It returns the version object's id.
+func (w *Writer) CommitRef(name, dataset string, tree, parent cas.ID, message string) (cas.ID, error) {
+	if err := cas.CheckRefName(name); err != nil {
+		return cas.ID{}, err
+	}
+	if ds, _, _ := strings.Cut(name, "/"); CheckDatasetName(ds) == nil {
+		return cas.ID{}, fmt.Errorf("ref %s would be a version of dataset %s; use Commit", name, ds)
+	}
+	a := w.a
+	host, user := whoami()
+	v := &object.Version{Dataset: dataset, Tree: tree, Parent: parent, Time: now(),
+		Host: host, User: user, Message: message, Files: a.nfiles.Load(), Bytes: a.nbytes.Load()}
+	if err := v.Check(); err != nil {
+		return cas.ID{}, fmt.Errorf("ref %s: %w", name, err)
+	}
+	enc := v.Encode()
+	vid := cas.Sum(enc)
+	if err := a.r.store.Put(a.ctx, vid, enc); err != nil {
+		return cas.ID{}, fmt.Errorf("ref %s: %w", name, err)
+	}
+	if err := a.r.store.CreateRef(a.ctx, name, vid); err != nil {
+		return cas.ID{}, fmt.Errorf("create ref %s: %w", name, err)
+	}
+	w.done = true
+	a.files.flush()
+	return vid, nil
 }
 
 // Flush makes the objects stored so far durable in the store, for callers

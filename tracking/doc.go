@@ -35,6 +35,39 @@
 // resumes parsing where its last commit stopped, and the index again
 // matches the files.
 //
+// # Runs across machines
+//
+// Machines sharing a store (a remote) see each other's runs. With
+// Options.Publish the tracker publishes every run of this machine that
+// changed, every ShareEvery (2 s), at once when the run ends, and at
+// Close. The run folder becomes a tree: its files as they are, metrics in
+// every format included, artifacts once stored (by the ids they have; one
+// still being written waits). A version object names it (Dataset "runs",
+// Parent the run's previous publish) whose message is a small JSON of
+// what the files do not carry: id, status, times, host, user and lineage.
+// The ref "runs/<id>/<seq>" names that. Refs are created only if absent,
+// so a taken seq means another writer: the tracker reads the refs of the
+// id and carries on after the newest if it is this run's (same host and
+// start: a publish whose record was lost), and otherwise stops publishing
+// the run, which stays on this machine, as do runs whose id is longer
+// than a ref segment (128 bytes). The previous ref goes once the new one
+// exists, so a run has one ref, and gc collects what only older publishes
+// held. An unchanged file costs a stat: the repository's file cache knows
+// it, and the store has its chunks.
+//
+// With Options.Import the tracker lists the refs under runs/ as often,
+// and for each run whose newest ref it has not imported, and that is not
+// a run of this machine (a local run always wins), checks its tree out
+// into the run folder (as a dataset's working tree: lazily, nothing is
+// copied) and indexes the run from scratch from its files, with this
+// machine's parsers, so it lists, filters and plots as it does where it
+// runs. Status, times, host, user and lineage come from the message;
+// lines without a time take the time their file last changed where it
+// was written. An imported run is read-only and never published from
+// here; removed here, it comes back only with a newer publish. Removing a
+// published run on its own machine deletes its ref, for every machine.
+// Share, Publish and Import do the same work at once (mlfs push, pull).
+//
 // # Bad input
 //
 // A malformed line never fails the write that brought it: it stays in the

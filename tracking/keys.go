@@ -9,6 +9,8 @@ package tracking
 //	tr/s/<id>\0<path>                a tracked file's state, JSON
 //	tr/p/<id>\0<path>\0<key>\0<n>    points block n (4 bytes, big-endian)
 //	tr/d/<id>\0<path>\0<key>         the downsample: uvarint points, then series encoding
+//	tr/o/<id>                        the run's last publish (pubRecord), JSON
+//	tr/i/<id>                        where an imported run came from (importRecord), JSON
 
 import "encoding/binary"
 

@@ -113,6 +113,19 @@ type Run struct {
 	lastDS    time.Time
 	lastEvent time.Time // of the last process
 	removed   bool
+	wipe      bool // the next commit first drops all the index held of the run
+
+	// remote marks a run imported from another machine: read-only here and
+	// never published. It is set before the run is shared and never
+	// changes; origin is the ref it was imported from.
+	remote bool
+	origin importRecord
+	// gen counts the changes a publish may carry, pubGen is gen as of the
+	// last publish (pub), and noPublish stops publishing a run that cannot
+	// be (said once in the log).
+	gen, pubGen uint64
+	pub         pubRecord
+	noPublish   bool
 }
 
 type fileEvent struct {
@@ -122,6 +135,25 @@ type fileEvent struct {
 }
 
 func (r *Run) ID() string { return r.id }
+
+// Imported reports whether the run was imported from another machine
+// sharing the store: its folder is read-only here.
+func (r *Run) Imported() bool { return r.remote }
+
+// ErrImported is returned for a change to a run imported from another
+// machine: only the machine that runs it changes it.
+var ErrImported = errors.New("the run was imported from another machine; change it there")
+
+// touch records a change for the next publish. r.mu must be held.
+func (r *Run) touch() { r.gen++ }
+
+// writing reports whether file ino may still grow by a write in progress:
+// a handle open for writing here or, for an imported run still running,
+// the program writing it on its own machine (its unterminated last line
+// may be half a line, and waits for the next import).
+func (r *Run) writing(ino uint64) bool {
+	return r.tree.Writing(ino) || r.remote && r.info.Status == Running
+}
 
 // Tree returns the run folder's files.
 func (r *Run) Tree() *worktree.Tree { return r.tree }
@@ -203,8 +235,11 @@ func (r *Run) process(ctx context.Context) {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.removed {
-		return
+	if r.removed || r.remote {
+		return // an imported run is indexed by its import
+	}
+	if len(files) > 0 || rescan || lastWrite > r.info.LastWrite {
+		r.touch()
 	}
 	r.lastEvent = time.Now()
 	r.load(ctx)
@@ -407,7 +442,9 @@ func rank(path string) int {
 func (r *Run) addError(file string, line int64, reason string) {
 	r.dirty, r.errsDirty = true, true
 	e := RunError{File: file, Line: line, Reason: reason, Time: time.Now().UnixMilli()}
-	r.t.logBadLine(r.id, e)
+	if !r.remote { // an imported run's were logged where it runs
+		r.t.logBadLine(r.id, e)
+	}
 	if r.errs.Counts == nil {
 		r.errs.Counts = map[string]int64{}
 	}
@@ -442,6 +479,11 @@ func (r *Run) commit(withDS bool) ([]uint64, error) {
 	b := r.kv.NewBatch()
 	defer b.Cancel()
 	var del [][]byte
+	if r.wipe {
+		for _, prefix := range [][]byte{sourcePrefix(r.id), pointsPrefix(r.id), downsamplePrefix(r.id)} {
+			r.kv.Scan(prefix, func(k, _ []byte) error { del = append(del, append([]byte(nil), k...)); return nil })
+		}
+	}
 	for _, p := range r.drops {
 		for _, prefix := range [][]byte{pointsPathPrefix(r.id, p), downsamplePathPrefix(r.id, p)} {
 			r.kv.Scan(prefix, func(k, _ []byte) error { del = append(del, append([]byte(nil), k...)); return nil })
@@ -482,7 +524,7 @@ func (r *Run) commit(withDS bool) ([]uint64, error) {
 		r.lastDS = time.Now()
 	}
 	r.drops, r.gone = nil, nil
-	r.dirty, r.errsDirty = false, false
+	r.dirty, r.errsDirty, r.wipe = false, false, false
 	for _, s := range r.sources {
 		s.dirty, s.unsynced = false, false
 	}
@@ -511,9 +553,15 @@ func (r *Run) unloadIfIdle(now time.Time) bool {
 			}
 		}
 	}
+	r.unload()
+	return true
+}
+
+// unload drops the run's parsed state from memory; the index has it all.
+// r.mu must be held.
+func (r *Run) unload() {
 	r.loaded, r.sources, r.byIno, r.errs = false, nil, nil, errorLog{}
 	r.kv.Delete(activeKey(r.id))
-	return true
 }
 
 // Info returns a copy of the run's record.
@@ -573,6 +621,9 @@ func (r *Run) SetStatus(ctx context.Context, status string) error {
 	default:
 		return fmt.Errorf("run %s: %q: %w", r.id, status, ErrBadStatus)
 	}
+	if r.remote {
+		return fmt.Errorf("run %s: %w", r.id, ErrImported)
+	}
 	// Parse what was written first, so the summary is whole.
 	r.process(ctx)
 	r.mu.Lock()
@@ -583,12 +634,16 @@ func (r *Run) SetStatus(ctx context.Context, status string) error {
 		r.info.End = time.Now().UnixMilli()
 	}
 	r.dirty = true
+	r.touch()
 	r.mu.Unlock()
 	sync, err := r.commit(true)
 	if err != nil {
 		return err
 	}
 	r.t.syncFiles(r, sync)
+	if status != Running {
+		r.t.shareSoon() // an ended run is published at once
+	}
 	return r.t.syncKV()
 }
 
@@ -606,6 +661,7 @@ func (r *Run) readBy(ref, id string) {
 	}
 	r.info.Datasets = append(r.info.Datasets, Lineage{Ref: ref, ID: id, Time: time.Now().UnixMilli()})
 	r.dirty = true
+	r.touch()
 }
 
 // killedCheck marks a running run whose writers are gone as killed.
@@ -623,8 +679,8 @@ func (r *Run) killedCheck(now time.Time, after time.Duration) bool {
 	r.ev.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.info.Status != Running || writers > 0 || alive {
-		return false
+	if r.remote || r.info.Status != Running || writers > 0 || alive {
+		return false // an imported run ends on its own machine
 	}
 	last := max(r.info.LastWrite, r.info.Start)
 	for _, d := range r.info.Datasets {
@@ -635,6 +691,8 @@ func (r *Run) killedCheck(now time.Time, after time.Duration) bool {
 	}
 	r.info.Status, r.info.End = Killed, last
 	r.dirty = true
+	r.touch()
+	r.t.shareSoon()
 	r.log.Warn("run marked killed: no writer", "run", r.id, "last write", time.UnixMilli(last).UTC().Format(time.RFC3339))
 	return true
 }

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/mlfs/mlfs/cas"
+	"github.com/mlfs/mlfs/cas/object"
 	"github.com/mlfs/mlfs/tracking/parse"
 	"github.com/mlfs/mlfs/tracking/series"
 	"github.com/mlfs/mlfs/worktree"
@@ -162,8 +166,8 @@ func (s *source) newParser() *parse.Parser {
 }
 
 // readAll reads a small file whole, at most max+1 bytes.
-func readAll(ctx context.Context, t *worktree.Tree, ino uint64, max int) ([]byte, error) {
-	h, err := t.Open(ctx, ino, false, false)
+func (r *Run) readAll(ctx context.Context, ino uint64, max int) ([]byte, error) {
+	h, err := r.tree.Open(ctx, ino, false, false)
 	if err != nil {
 		return nil, err
 	}
@@ -172,17 +176,94 @@ func readAll(ctx context.Context, t *worktree.Tree, ino uint64, max int) ([]byte
 	if err != nil {
 		return nil, err
 	}
-	if !c.Local {
-		return nil, fmt.Errorf("%w: file is in the store", syscall.EIO)
+	rd, err := r.reader(ctx, h, c)
+	if err != nil {
+		return nil, err
 	}
 	size := min(c.Size, int64(max)+1)
 	buf := make([]byte, size)
-	n, err := h.ReadAt(buf, 0)
+	n, err := rd.ReadAt(buf, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
 	return buf[:n], nil
 }
+
+// readerAt reads a file's bytes; at the end it returns fewer, and no
+// error, as worktree.Handle's ReadAt does.
+type readerAt interface {
+	ReadAt(p []byte, off int64) (int, error)
+}
+
+// reader reads the file of handle h, whose bytes are where c says: in
+// the local data file (a file this machine writes) or in the store (the
+// files of an imported run).
+func (r *Run) reader(ctx context.Context, h *worktree.Handle, c worktree.Content) (readerAt, error) {
+	if c.Local {
+		return h, nil
+	}
+	if r.t.opt.Objects == nil {
+		return nil, fmt.Errorf("%w: file is in the store, and the tracker has no store", syscall.EIO)
+	}
+	return openStored(ctx, r.t.opt.Objects, c.ID)
+}
+
+// stored reads a file object's bytes from the store, chunk by chunk,
+// keeping the last chunk read: the parsers read forward.
+type stored struct {
+	ctx    context.Context
+	objs   cas.Getter
+	file   *object.File
+	starts []int64 // offset of each chunk
+	cur    int     // index of data's chunk, -1 for none
+	data   []byte
+}
+
+func openStored(ctx context.Context, objs cas.Getter, id cas.ID) (*stored, error) {
+	raw, err := objs.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("file object %s: %w", id.Short(), err)
+	}
+	f, err := object.DecodeFile(raw)
+	if err != nil {
+		return nil, fmt.Errorf("file object %s: %w", id.Short(), err)
+	}
+	s := &stored{ctx: ctx, objs: objs, file: f, starts: make([]int64, len(f.Chunks)), cur: -1}
+	var off int64
+	for i, c := range f.Chunks {
+		s.starts[i] = off
+		off += int64(c.Size)
+	}
+	return s, nil
+}
+
+func (s *stored) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) && off < s.file.Size {
+		// The chunk holding off: the last one starting at or before it.
+		i := sort.Search(len(s.starts), func(i int) bool { return s.starts[i] > off }) - 1
+		if i != s.cur {
+			c := s.file.Chunks[i]
+			b, err := s.objs.Get(s.ctx, c.ID)
+			if err != nil {
+				return n, fmt.Errorf("chunk %s: %w", c.ID.Short(), err)
+			}
+			if len(b) != int(c.Size) {
+				return n, fmt.Errorf("chunk %s: %d bytes, want %d: %w", c.ID.Short(), len(b), c.Size, cas.ErrCorrupt)
+			}
+			s.cur, s.data = i, b
+		}
+		k := copy(p[n:], s.data[off-s.starts[i]:])
+		n += k
+		off += int64(k)
+	}
+	return n, nil
+}
+
+// readBufs are the buffers ingest reads metric files into: runs are
+// parsed by the ingest loop and, at once, by callers that want them up to
+// date (Show, SetStatus) and by imports.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // ingest brings the source up to date with its file, reporting points to
 // the run. It reads only the bytes not parsed yet.
@@ -200,7 +281,7 @@ func (r *Run) ingest(ctx context.Context, s *source, final bool) {
 		// Read a little past the limit: white space around the value
 		// does not count.
 		const slack = 64
-		data, err := readAll(ctx, r.tree, s.ino, limit+slack)
+		data, err := r.readAll(ctx, s.ino, limit+slack)
 		if err != nil {
 			r.log.Warn("read a tracked file", "run", r.id, "file", s.path, "err", err)
 			return
@@ -222,7 +303,7 @@ func (r *Run) ingest(ctx context.Context, s *source, final bool) {
 			return // parsed once its writer closes it
 		}
 		r.clearErrors(s.path)
-		data, err := readAll(ctx, r.tree, s.ino, maxParamsFile)
+		data, err := r.readAll(ctx, s.ino, maxParamsFile)
 		if err != nil {
 			r.log.Warn("read a tracked file", "run", r.id, "file", s.path, "err", err)
 			return
@@ -257,7 +338,12 @@ func (r *Run) ingest(ctx context.Context, s *source, final bool) {
 	}
 	defer h.Close()
 	c, err := h.Content()
-	if err != nil || !c.Local {
+	if err != nil {
+		return
+	}
+	rd, err := r.reader(ctx, h, c)
+	if err != nil {
+		r.log.Warn("read a tracked file", "run", r.id, "file", s.path, "err", err)
 		return
 	}
 	if c.Size < s.fed {
@@ -265,6 +351,14 @@ func (r *Run) ingest(ctx context.Context, s *source, final bool) {
 		r.resetSource(s)
 	}
 	now := time.Now().UnixMilli()
+	if r.remote {
+		// The time of each write stayed on the machine that wrote the
+		// file: its lines without a time take the time the file last
+		// changed there, the same at every import.
+		if a, err := r.tree.GetAttr(s.ino); err == nil {
+			now = a.MTime / 1e6
+		}
+	}
 	emit := func(p parse.Point) {
 		if p.Time == 0 {
 			p.Time = now
@@ -289,9 +383,11 @@ func (r *Run) ingest(ctx context.Context, s *source, final bool) {
 		r.t.points.Add(1)
 	}
 	report := func(e parse.Error) { r.addError(s.path, e.Line, e.Reason) }
-	buf := r.t.readBuf
+	bufp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bufp)
+	buf := *bufp
 	for s.fed < c.Size && ctx.Err() == nil {
-		n, err := h.ReadAt(buf[:min(int64(len(buf)), c.Size-s.fed)], s.fed)
+		n, err := rd.ReadAt(buf[:min(int64(len(buf)), c.Size-s.fed)], s.fed)
 		if n > 0 {
 			r.t.bytesRead.Add(int64(n))
 			s.parser.Feed(buf[:n], emit, report)
@@ -302,7 +398,7 @@ func (r *Run) ingest(ctx context.Context, s *source, final bool) {
 			break
 		}
 	}
-	if final && !r.tree.Writing(s.ino) {
+	if final && !r.writing(s.ino) {
 		s.parser.End(emit, report)
 	}
 }

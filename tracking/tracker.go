@@ -2,6 +2,7 @@ package tracking
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,7 +36,14 @@ type Options struct {
 	KilledAfter time.Duration
 	// Commit is how often the index is brought up to date (default 1 s).
 	Commit time.Duration
-	Log    *slog.Logger
+	// Publish publishes this machine's runs in Repo's store, and Import
+	// brings in the runs other machines sharing it published (see the
+	// package doc, "Runs across machines"). Both need Repo.
+	Publish, Import bool
+	// ShareEvery is how often both happen (default DefaultShareEvery); a
+	// run that ends is published at once, and Close publishes what is left.
+	ShareEvery time.Duration
+	Log        *slog.Logger
 }
 
 // DefaultKilledAfter is Options.KilledAfter's default.
@@ -57,7 +65,6 @@ type Tracker struct {
 	kick      chan struct{}
 
 	artifacts chan artifactJob
-	readBuf   []byte // the ingest loop's
 
 	points    atomic.Int64 // metric points parsed since Open
 	bytesRead atomic.Int64 // bytes of metric files read to parse them
@@ -66,8 +73,18 @@ type Tracker struct {
 	badCount int
 	badReset time.Time
 
-	// OnRemove, if set, is told of a run removed (the mount forgets it).
+	// OnRemove, if set, is told of a run removed, or replaced by a newer
+	// import: the mount forgets what it knows of it.
 	OnRemove func(id string)
+
+	// shareMu makes publishes and imports one at a time; importing (under
+	// mu) holds the ids being imported, which Create leaves alone.
+	shareMu   sync.Mutex
+	importing map[string]bool
+	shareKick chan struct{}
+	shareDone chan struct{}
+	onceMu    sync.Mutex
+	once      map[string]bool // what was logged once
 
 	stop   context.CancelFunc
 	done   chan struct{}
@@ -91,17 +108,32 @@ func Open(ctx context.Context, opt Options) (*Tracker, error) {
 	if opt.Commit <= 0 {
 		opt.Commit = time.Second
 	}
+	if opt.ShareEvery <= 0 {
+		opt.ShareEvery = DefaultShareEvery
+	}
+	if opt.Publish || opt.Import {
+		if opt.Repo == nil {
+			return nil, errNoRepo
+		}
+	}
+	if opt.Objects == nil && opt.Repo != nil {
+		opt.Objects = opt.Repo.Store()
+	}
 	if err := os.MkdirAll(opt.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("runs: %w", err)
 	}
 	t := &Tracker{opt: opt, kv: opt.KV, log: opt.Log, runs: map[string]*Run{}, unknownRuns: map[string]bool{}, pending: map[*Run]struct{}{},
-		kick: make(chan struct{}, 1), artifacts: make(chan artifactJob, 1024), readBuf: make([]byte, 1<<20), done: make(chan struct{})}
+		kick: make(chan struct{}, 1), artifacts: make(chan artifactJob, 1024), done: make(chan struct{}),
+		importing: map[string]bool{}, shareKick: make(chan struct{}, 1), once: map[string]bool{}}
 	infos, err := LoadInfos(opt.KV)
 	if err != nil {
 		return nil, err
 	}
 	for _, in := range infos {
 		t.runs[in.ID] = t.newRun(*in)
+	}
+	if err := t.loadShared(); err != nil {
+		return nil, err
 	}
 	var active []string
 	t.kv.Scan([]byte("tr/a/"), func(k, _ []byte) error { active = append(active, string(k[len("tr/a/"):])); return nil })
@@ -116,17 +148,24 @@ func Open(ctx context.Context, opt Options) (*Tracker, error) {
 			continue
 		}
 		r.process(ctx)
+		r.mu.Lock()
+		r.touch() // it may have changed after its last publish
+		r.mu.Unlock()
 		t.wake(r)
 	}
 	lctx, stop := context.WithCancel(context.Background())
 	t.stop = stop
 	go t.loop(lctx)
 	go t.storer(lctx)
+	if opt.Publish || opt.Import {
+		t.shareDone = make(chan struct{})
+		go t.sharer(lctx)
+	}
 	return t, nil
 }
 
 func (t *Tracker) newRun(in Info) *Run {
-	r := &Run{t: t, id: in.ID, kv: t.kv, log: t.log, info: in}
+	r := &Run{t: t, id: in.ID, kv: t.kv, log: t.log, info: in, gen: 1}
 	r.ev.files = map[uint64]*fileEvent{}
 	r.ev.pids = map[uint32]struct{}{}
 	r.ev.queued = map[uint64]bool{}
@@ -193,7 +232,7 @@ func (t *Tracker) Create(ctx context.Context, id string, uid uint32) (*Run, erro
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.runs[id] != nil {
+	if t.runs[id] != nil || t.importing[id] {
 		return nil, syscall.EEXIST
 	}
 	host, _ := os.Hostname()
@@ -287,6 +326,10 @@ func (t *Tracker) ReadBy(runID, ref string, version cas.ID) {
 	if r == nil {
 		return
 	}
+	if r.remote {
+		t.logOnce("read:"+runID, "MLFS_RUN names a run imported from another machine; its reads are not recorded here", "run", runID, "version", ref)
+		return
+	}
 	r.readBy(ref, version.String())
 }
 
@@ -308,14 +351,27 @@ func (t *Tracker) Remove(ctx context.Context, id string, force bool) error {
 	if busy && !force {
 		return fmt.Errorf("run %s: %w", id, ErrBusy)
 	}
+	// No publish or import of the run is under way while it goes.
+	t.shareMu.Lock()
+	defer t.shareMu.Unlock()
 	r.mu.Lock()
 	r.removed = true
+	pub := r.pub
 	r.mu.Unlock()
 	t.mu.Lock()
 	delete(t.runs, id)
 	t.mu.Unlock()
 	if t.OnRemove != nil {
 		t.OnRemove(id)
+	}
+	// The machine that ran it removes it for every machine; an imported
+	// run goes from this one only.
+	if pub.Ref != "" && t.opt.Repo != nil {
+		for _, name := range append(pub.Stale, pub.Ref) {
+			if err := t.opt.Repo.Store().DeleteRef(ctx, name); err != nil {
+				t.log.Warn("remove a published run from the store", "run", id, "ref", name, "err", err)
+			}
+		}
 	}
 	return RemoveRecords(t.kv, t.opt.DataDir, id)
 }
@@ -339,6 +395,14 @@ func RemoveRecords(kv index.KV, dataDir, id string) error {
 	b.Delete(infoKey(id))
 	b.Delete(activeKey(id))
 	b.Delete(errorsKey(id))
+	b.Delete(pubKey(id))
+	// The run's newest version in the store, if it has one, is not
+	// imported again (here, from where it was published, nor from where
+	// it was imported): only a newer one brings it back.
+	if v := sharedVersion(kv, id); v != "" {
+		enc, _ := json.Marshal(importRecord{Version: v, Removed: true})
+		b.Set(importKey(id), enc)
+	}
 	for _, p := range [][]byte{sourcePrefix(id), pointsPrefix(id), downsamplePrefix(id)} {
 		if err := kv.Scan(p, del); err != nil {
 			return fmt.Errorf("remove run %s: %w", id, err)
@@ -560,6 +624,11 @@ func (t *Tracker) storeOne(ctx context.Context, j artifactJob) {
 		}
 		return
 	}
+	if clean {
+		j.r.mu.Lock()
+		j.r.touch() // published from now on
+		j.r.mu.Unlock()
+	}
 	path, _ := j.r.tree.Path(j.ino)
 	t.log.Info("artifact stored", "run", j.r.id, "file", path, "id", id.Short(), "new bytes", w.NewBytes(), "clean", clean, "took", time.Since(start).Round(time.Millisecond))
 }
@@ -605,5 +674,17 @@ func (t *Tracker) Close() error {
 	t.closed = true
 	t.stop()
 	<-t.done
+	if t.shareDone != nil {
+		<-t.shareDone
+	}
+	if t.opt.Publish {
+		ctx, cancel := context.WithTimeout(context.Background(), closePublish)
+		t.shareMu.Lock()
+		if _, err := t.publish(ctx); err != nil {
+			t.log.Warn("publish runs before closing", "err", err)
+		}
+		t.shareMu.Unlock()
+		cancel()
+	}
 	return t.syncKV()
 }

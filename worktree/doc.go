@@ -24,6 +24,9 @@
 // a file still open for writing stays changed, and so do the folders
 // above it, so that its later writes go into the next snapshot.
 //
+// StoreTree stores a tree the same way without making it a version or
+// changing it: a run's folder is published so, as its program appends.
+//
 // The version records how many files and bytes it holds. The tree keeps
 // those totals itself, starting from its base's and updated by every
 // change that adds or removes a file, so that a snapshot need not read the

@@ -46,7 +46,7 @@ func (t *Tree) Snapshot(ctx context.Context, r *repo.Repo, ref repo.Ref, message
 	if err != nil {
 		return nil, err
 	}
-	id, _, below, err := s.dir(root)
+	id, _, below, err := s.dir(root, "")
 	if err != nil {
 		return nil, err
 	}
@@ -88,6 +88,32 @@ func (t *Tree) Snapshot(ctx context.Context, r *repo.Repo, ref repo.Ref, message
 	return &SnapshotResult{VersionInfo: vi, Stored: int(s.stored.files), NewBytes: w.NewBytes()}, nil
 }
 
+// StoreTree stores the tree as it is now through w and returns its root
+// tree's id, for callers that name it themselves (a run's folder is
+// published as a ref, not as a dataset's version). Unlike Snapshot it
+// changes nothing: changed files keep their local bytes, so that writers
+// carry on appending without copying them back from the store, and the
+// next StoreTree stores them again (the writer's file cache and the
+// store's dedup make unchanged files and chunks cost a stat). skip, if
+// set, is asked about each changed file by its path from the top
+// ("artifacts/model.bin"): true leaves it out. The counts of files and
+// bytes go to w, for the version that names the tree.
+func (t *Tree) StoreTree(ctx context.Context, w *repo.Writer, skip func(path string) bool) (cas.ID, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := &snapshot{t: t, ctx: ctx, w: w, walkCounts: true, skip: skip, storeOnly: true}
+	root, err := t.get(RootIno)
+	if err != nil {
+		return cas.ID{}, err
+	}
+	id, _, below, err := s.dir(root, "")
+	if err != nil {
+		return cas.ID{}, err
+	}
+	w.Count(below.files-s.stored.files, below.bytes-s.stored.bytes)
+	return id, nil
+}
+
 type snapshot struct {
 	t       *Tree
 	ctx     context.Context
@@ -98,6 +124,11 @@ type snapshot struct {
 	// walkCounts is set when the tree's counts are unknown: the walk
 	// counts every clean folder below a walked one too.
 	walkCounts bool
+	// skip and storeOnly are StoreTree's: skip leaves changed files out,
+	// and storeOnly records nothing in the index (its trees are not the
+	// tree's, so their counts are not worth keeping).
+	skip      func(path string) bool
+	storeOnly bool
 }
 
 // tally counts files and their bytes.
@@ -120,11 +151,11 @@ func cleanUpdate(n *node, id cas.ID) update {
 	return u
 }
 
-// dir stores the tree of folder n, walking only what changed. It returns
-// the tree's id, whether everything below will be clean once the version
-// is committed (not so with files still open for writing), and, when
-// s.walkCounts, the files and bytes below.
-func (s *snapshot) dir(n *node) (cas.ID, bool, tally, error) {
+// dir stores the tree of folder n (at path, "" for the top), walking only
+// what changed. It returns the tree's id, whether everything below will
+// be clean once the version is committed (not so with files still open
+// for writing), and, when s.walkCounts, the files and bytes below.
+func (s *snapshot) dir(n *node, path string) (cas.ID, bool, tally, error) {
 	t := s.t
 	if n.clean() {
 		var c tally
@@ -153,6 +184,9 @@ func (s *snapshot) dir(n *node) (cas.ID, bool, tally, error) {
 		if err != nil {
 			return cas.ID{}, false, sum, err
 		}
+		if s.skip != nil && c.Type == object.TypeFile && c.local() && s.skip(path+name) {
+			continue
+		}
 		e := object.Entry{Name: name, Type: c.Type, Perm: c.Perm, MTime: c.MTime}
 		clean := true
 		switch c.Type {
@@ -160,7 +194,7 @@ func (s *snapshot) dir(n *node) (cas.ID, bool, tally, error) {
 			e.Target = c.Target
 		case object.TypeDir:
 			var below tally
-			if e.ID, clean, below, err = s.dir(c); err != nil {
+			if e.ID, clean, below, err = s.dir(c, path+name+"/"); err != nil {
 				return cas.ID{}, false, sum, err
 			}
 			sum.add(below)
@@ -177,7 +211,7 @@ func (s *snapshot) dir(n *node) (cas.ID, bool, tally, error) {
 	if err != nil {
 		return cas.ID{}, false, sum, fmt.Errorf("snapshot %s: %w", t.dataset, err)
 	}
-	if s.walkCounts {
+	if s.walkCounts && !s.storeOnly {
 		t.saveCounts(id, sum)
 	}
 	if allClean {

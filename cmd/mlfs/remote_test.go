@@ -145,6 +145,30 @@ func TestTwoMachines(t *testing.T) {
 				t.Fatalf("the machines read different iris@v2: %q", seen)
 			}
 
+			// A run on the first machine shows on the second, with its
+			// metrics and its model, read-only.
+			run := filepath.Join(ma, "runs/train-1")
+			must(t, os.Mkdir(run, 0o755))
+			must(t, os.WriteFile(filepath.Join(run, "params/lr"), []byte("0.01\n"), 0o644))
+			must(t, os.WriteFile(filepath.Join(run, "metrics/loss"), []byte("0.9\n0.5\n0.25\n"), 0o644))
+			model := data[:1<<20+5]
+			must(t, os.WriteFile(filepath.Join(run, "artifacts/model.bin"), model, 0o644))
+			must(t, os.WriteFile(filepath.Join(run, "status"), []byte("finished\n"), 0o644))
+			took = waitFor(t, "run train-1 on the second machine", 5*time.Second, func() bool {
+				out, _, _ := b.run("runs", "--filter", "params.lr = '0.01'")
+				return strings.Contains(out, "train-1") && strings.Contains(out, "finished")
+			})
+			t.Logf("run train-1 visible on the second machine after %v", took.Round(time.Millisecond))
+			if out := b.ok("runs", "show", "train-1"); !strings.Contains(out, "loss") || !strings.Contains(out, "0.25") {
+				t.Fatalf("runs show train-1 on the second machine:\n%s", out)
+			}
+			if got, err := os.ReadFile(filepath.Join(mb, "runs/train-1/artifacts/model.bin")); err != nil || !bytes.Equal(got, model) {
+				t.Fatalf("the model on the second machine: %v (same bytes: %v)", err, bytes.Equal(got, model))
+			}
+			if err := os.WriteFile(filepath.Join(mb, "runs/train-1/metrics/loss"), []byte("1\n"), 0o644); !errors.Is(err, syscall.EROFS) {
+				t.Fatalf("writing into the imported run: %v, want EROFS", err)
+			}
+
 			// Without a daemon: add publishes at once; pull records it.
 			a.ok("umount", ma)
 			src := t.TempDir()
