@@ -11,9 +11,12 @@ build:
 
 # The quick start: installs what it needs, then runs the iris lab on a
 # mount with the embedded local store: versions, lazy reads, runs with
-# lineage and models (see scripts/demo).
+# lineage and models (see scripts/demo). REMOTE=s3, gcs or azure publishes
+# to a bucket of an emulator that the demo starts (file: to a folder), and
+# adds a second machine on that bucket.
+REMOTE ?=
 demo:
-	bash scripts/demo
+	REMOTE='$(REMOTE)' bash scripts/demo
 
 # Every test, the FUSE ones included; run as root for all of them.
 test: vet

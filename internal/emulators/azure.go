@@ -24,11 +24,8 @@ type AzureServer struct {
 	ConnectionString string
 }
 
-// Azure starts azurite-blob for the test; see the package documentation.
-func Azure(t testing.TB) AzureServer {
-	t.Helper()
-	bin := find(t, "azurite-blob", "azurite/node_modules/.bin/azurite-blob")
-	port := start(t, spec{
+func azureSpec(bin string) spec {
+	return spec{
 		name: "azurite-blob",
 		bin:  bin,
 		args: func(port int, dir string) []string {
@@ -38,13 +35,23 @@ func Azure(t testing.TB) AzureServer {
 			}
 		},
 		probe: "/" + AzureAccount + "?comp=list",
-	})
+	}
+}
+
+func azureServer(port int) AzureServer {
 	endpoint := "http://127.0.0.1:" + strconv.Itoa(port) + "/" + AzureAccount + "/"
 	return AzureServer{
 		Endpoint: endpoint,
 		ConnectionString: "DefaultEndpointsProtocol=http;AccountName=" + AzureAccount +
 			";AccountKey=" + AzureKey + ";BlobEndpoint=" + endpoint + ";",
 	}
+}
+
+// Azure starts azurite-blob for the test; see the package documentation.
+func Azure(t testing.TB) AzureServer {
+	t.Helper()
+	bin := find(t, "azurite-blob", "azurite/node_modules/.bin/azurite-blob")
+	return azureServer(start(t, azureSpec(bin)))
 }
 
 // Client returns an azblob client for the server, signing with AzureKey.
@@ -57,13 +64,29 @@ func (s AzureServer) Client(t testing.TB) *azblob.Client {
 	return c
 }
 
+// CreateContainer creates a container.
+func (s AzureServer) CreateContainer(ctx context.Context, name string) error {
+	c, err := azblob.NewClientFromConnectionString(s.ConnectionString, nil)
+	if err != nil {
+		return err
+	}
+	_, err = c.CreateContainer(ctx, name, nil)
+	return err
+}
+
 // NewContainer creates a container with a random name and returns the
 // name.
 func (s AzureServer) NewContainer(t testing.TB) string {
 	t.Helper()
 	name := RandomName()
-	if _, err := s.Client(t).CreateContainer(context.Background(), name, nil); err != nil {
+	if err := s.CreateContainer(context.Background(), name); err != nil {
 		t.Fatalf("azurite: create container %s: %v", name, err)
 	}
 	return name
+}
+
+// Env is what mlfs's Azure backend reads to reach the server: the
+// connection string (with the public development key).
+func (s AzureServer) Env() []string {
+	return []string{"AZURE_STORAGE_CONNECTION_STRING=" + s.ConnectionString}
 }

@@ -3,7 +3,10 @@ package emulators
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,5 +79,62 @@ func TestRandomName(t *testing.T) {
 	a, b := RandomName(), RandomName()
 	if a == b || len(a) != 21 || strings.Trim(a[5:], "0123456789abcdef") != "" {
 		t.Fatalf("RandomName gave %q and %q", a, b)
+	}
+}
+
+// Start and Stop, as scripts use them: each kind comes up with its data in
+// the folder given, makes a bucket its SDK sees, logs to the file named,
+// and is gone after Stop.
+func TestStartStop(t *testing.T) {
+	for _, kind := range Kinds {
+		t.Run(kind, func(t *testing.T) {
+			find(t, binaries[kind].name, binaries[kind].rel) // skips (or fails) as the others do
+			dir := t.TempDir()
+			log := filepath.Join(t.TempDir(), "emulator.log")
+			s, err := StartOptions(kind, dir, Options{LogFile: log, Detach: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stopped := false
+			defer func() {
+				if !stopped {
+					s.Stop()
+				}
+			}()
+			if pgid, err := syscall.Getpgid(s.Pid()); err != nil || pgid != s.Pid() {
+				t.Fatalf("a detached emulator should lead its own process group: pgid %d (%v), pid %d", pgid, err, s.Pid())
+			}
+			ctx := context.Background()
+			b, err := s.NewBucket(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch kind {
+			case KindS3:
+				_, err = s.S3.Client().HeadBucket(ctx, &s3sdk.HeadBucketInput{Bucket: aws.String(b)})
+			case KindGCS:
+				_, err = s.GCS.Client(t).Bucket(b).Attrs(ctx)
+			case KindAzure:
+				_, err = s.Azure.Client(t).ServiceClient().NewContainerClient(b).GetProperties(ctx, nil)
+			}
+			if err != nil {
+				t.Fatalf("bucket %s: %v", b, err)
+			}
+			if len(s.Env()) == 0 || !strings.HasPrefix(s.Endpoint(), "http://127.0.0.1:") {
+				t.Fatalf("env %q, endpoint %q", s.Env(), s.Endpoint())
+			}
+			if _, err := os.Stat(log); err != nil {
+				t.Fatalf("no log file: %v", err)
+			}
+			host := hostOf(s.Endpoint())
+			stopped = true
+			if err := s.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			gone(t, s.Name, host)
+		})
+	}
+	if _, err := Start("minio", t.TempDir()); err == nil || !strings.Contains(err.Error(), "unknown emulator kind") {
+		t.Fatalf("Start of an unknown kind: %v", err)
 	}
 }

@@ -20,11 +20,8 @@ type GCSServer struct {
 	Host string
 }
 
-// GCS starts fake-gcs-server for the test; see the package documentation.
-func GCS(t testing.TB) GCSServer {
-	t.Helper()
-	bin := find(t, "fake-gcs-server", "bin/fake-gcs-server")
-	port := start(t, spec{
+func gcsSpec(bin string) spec {
+	return spec{
 		name: "fake-gcs-server",
 		bin:  bin,
 		args: func(port int, dir string) []string {
@@ -37,20 +34,35 @@ func GCS(t testing.TB) GCSServer {
 			}
 		},
 		probe: "/storage/v1/b",
-	})
+	}
+}
+
+func gcsServer(port int) GCSServer {
 	host := "127.0.0.1:" + strconv.Itoa(port)
 	return GCSServer{Endpoint: "http://" + host + "/storage/v1/", Host: host}
+}
+
+// GCS starts fake-gcs-server for the test; see the package documentation.
+func GCS(t testing.TB) GCSServer {
+	t.Helper()
+	bin := find(t, "fake-gcs-server", "bin/fake-gcs-server")
+	return gcsServer(start(t, gcsSpec(bin)))
+}
+
+// newClient returns a GCS client for the server's JSON API.
+func (s GCSServer) newClient(ctx context.Context) (*storage.Client, error) {
+	return storage.NewClient(ctx,
+		option.WithEndpoint(s.Endpoint),
+		option.WithoutAuthentication(),
+		storage.WithJSONReads(),
+	)
 }
 
 // Client returns a GCS client for the server's JSON API; the test closes
 // it.
 func (s GCSServer) Client(t testing.TB) *storage.Client {
 	t.Helper()
-	c, err := storage.NewClient(context.Background(),
-		option.WithEndpoint(s.Endpoint),
-		option.WithoutAuthentication(),
-		storage.WithJSONReads(),
-	)
+	c, err := s.newClient(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,12 +70,27 @@ func (s GCSServer) Client(t testing.TB) *storage.Client {
 	return c
 }
 
+// CreateBucket creates a bucket.
+func (s GCSServer) CreateBucket(ctx context.Context, name string) error {
+	c, err := s.newClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Bucket(name).Create(ctx, "mlfs-test", nil)
+}
+
 // NewBucket creates a bucket with a random name and returns the name.
 func (s GCSServer) NewBucket(t testing.TB) string {
 	t.Helper()
 	name := RandomName()
-	if err := s.Client(t).Bucket(name).Create(context.Background(), "mlfs-test", nil); err != nil {
+	if err := s.CreateBucket(context.Background(), name); err != nil {
 		t.Fatalf("fake-gcs-server: create bucket %s: %v", name, err)
 	}
 	return name
+}
+
+// Env is what the GCS SDK reads to reach the server instead of Google's.
+func (s GCSServer) Env() []string {
+	return []string{"STORAGE_EMULATOR_HOST=" + s.Host}
 }
