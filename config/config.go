@@ -68,6 +68,25 @@ type Remote struct {
 	// Account is the Azure storage account (else $AZURE_STORAGE_ACCOUNT or
 	// the connection string's).
 	Account string `toml:"account,omitempty"`
+	// Timeout bounds one request ("30s", the default; Go duration syntax).
+	// A request that takes longer is retried, like a failed one.
+	Timeout string `toml:"timeout,omitempty"`
+}
+
+// DefaultRemoteTimeout bounds one request to a remote: long enough for a
+// 16 MiB pack at 1 MiB/s, short enough that a stalled connection is cut.
+const DefaultRemoteTimeout = 30 * time.Second
+
+// RequestTimeout parses Timeout (DefaultRemoteTimeout if empty).
+func (r Remote) RequestTimeout() (time.Duration, error) {
+	if r.Timeout == "" {
+		return DefaultRemoteTimeout, nil
+	}
+	d, err := time.ParseDuration(r.Timeout)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("remote timeout %q: want a positive duration such as 30s", r.Timeout)
+	}
+	return d, nil
 }
 
 // Paths are where mlfs keeps its files.
@@ -147,7 +166,8 @@ func Load(env Env) (*Config, error) {
 			fromEnv = append(fromEnv, name)
 		}
 	}
-	c.remoteEnv = Remote{Endpoint: env("MLFS_REMOTE_ENDPOINT"), Region: env("MLFS_REMOTE_REGION"), Account: env("MLFS_REMOTE_ACCOUNT")}
+	c.remoteEnv = Remote{Endpoint: env("MLFS_REMOTE_ENDPOINT"), Region: env("MLFS_REMOTE_REGION"), Account: env("MLFS_REMOTE_ACCOUNT"),
+		Timeout: env("MLFS_REMOTE_TIMEOUT")}
 	if v := env("MLFS_REMOTE_PATH_STYLE"); v != "" {
 		ps, err := strconv.ParseBool(v)
 		if err != nil {
@@ -187,7 +207,7 @@ func Parse(b []byte, c *Config) error {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return fmt.Errorf("unknown setting %s (known: store, remote, mount, cache_size, runs_killed_after, and remotes.NAME.{url, endpoint, region, path_style, account})", strings.Join(keys, ", "))
+		return fmt.Errorf("unknown setting %s (known: store, remote, mount, cache_size, runs_killed_after, and remotes.NAME.{url, endpoint, region, path_style, account, timeout})", strings.Join(keys, ", "))
 	}
 	return nil
 }
@@ -233,7 +253,8 @@ func (c *Config) KilledAfter() (time.Duration, error) {
 
 // RemoteSettings returns the remote the daemon uses: the one named by
 // Remote, or Remote itself if it is a URL. MLFS_REMOTE_ENDPOINT,
-// MLFS_REMOTE_REGION, MLFS_REMOTE_PATH_STYLE and MLFS_REMOTE_ACCOUNT,
+// MLFS_REMOTE_REGION, MLFS_REMOTE_PATH_STYLE, MLFS_REMOTE_ACCOUNT and
+// MLFS_REMOTE_TIMEOUT,
 // applied by Load, override its settings. The URL is empty when no remote
 // is set.
 func (c *Config) RemoteSettings() (r Remote, err error) {
@@ -262,6 +283,12 @@ func (c *Config) RemoteSettings() (r Remote, err error) {
 	}
 	if o.Account != "" {
 		r.Account = o.Account
+	}
+	if o.Timeout != "" {
+		r.Timeout = o.Timeout
+	}
+	if _, err := r.RequestTimeout(); err != nil {
+		return Remote{}, err
 	}
 	return r, nil
 }

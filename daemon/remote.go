@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -31,6 +32,8 @@ type remoteBackend struct {
 	transient func(error) bool
 	// where names it in messages, without credentials.
 	where string
+	// timeout bounds one request.
+	timeout time.Duration
 }
 
 // openBackend opens the bare backend of a remote URL. Credentials come
@@ -39,6 +42,18 @@ type remoteBackend struct {
 // Credentials (or STORAGE_EMULATOR_HOST); for Azure a connection string or
 // account key from AZURE_STORAGE_*.
 func openBackend(ctx context.Context, rc config.Remote, log *slog.Logger) (*remoteBackend, error) {
+	rb, err := openBare(ctx, rc, log)
+	if err != nil {
+		return nil, err
+	}
+	if rb.timeout, err = rc.RequestTimeout(); err != nil {
+		rb.store.Close()
+		return nil, err
+	}
+	return rb, nil
+}
+
+func openBare(ctx context.Context, rc config.Remote, log *slog.Logger) (*remoteBackend, error) {
 	if err := config.CheckRemote(rc.URL); err != nil {
 		return nil, err
 	}

@@ -160,7 +160,7 @@ func (rb *remoteBackend) wrap(reg prometheus.Registerer, log *slog.Logger) (cas.
 		rb.store.Close()
 		return nil, nil, err
 	}
-	return retry.New(limit.New(counted, remoteRequests), retry.Options{Transient: rb.transient, Log: log}), counted, nil
+	return retry.New(limit.New(counted, remoteRequests), retry.Options{Transient: rb.transient, AttemptTimeout: rb.timeout, Log: log}), counted, nil
 }
 
 // openShared opens the remote rc and makes the tiered store over the local

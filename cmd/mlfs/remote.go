@@ -47,6 +47,9 @@ func remoteAddCmd(g *globals) *cobra.Command {
 			if err := config.CheckRemote(rc.URL); err != nil {
 				return err
 			}
+			if _, err := rc.RequestTimeout(); err != nil {
+				return err
+			}
 			cfg, err := g.config()
 			if err != nil {
 				return err
@@ -82,6 +85,7 @@ func remoteAddCmd(g *globals) *cobra.Command {
 	f.StringVar(&rc.Region, "region", "", "S3 region (default: the AWS configuration's, else us-east-1)")
 	f.BoolVar(&rc.PathStyle, "path-style", false, "address S3 buckets as ENDPOINT/BUCKET (most S3-compatible servers need it)")
 	f.StringVar(&rc.Account, "account", "", "Azure storage account (default: $AZURE_STORAGE_ACCOUNT or the connection string's)")
+	f.StringVar(&rc.Timeout, "timeout", "", "bound on one request, retried when exceeded (default 30s)")
 	f.BoolVar(&noDefault, "no-default", false, "do not make it the daemon's remote")
 	f.BoolVar(&noCheck, "no-check", false, "do not check that the remote can be reached")
 	return cmd
@@ -136,6 +140,7 @@ func remoteSettings(rc config.Remote) string {
 		add("path_style", "true")
 	}
 	add("account", rc.Account)
+	add("timeout", rc.Timeout)
 	return s
 }
 
