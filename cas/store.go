@@ -72,6 +72,26 @@ type Refs interface {
 	DeleteRef(ctx context.Context, name string) error
 }
 
+// RefNamer is implemented by stores that can list the names of refs
+// without reading each one: a bucket's listing carries names but not
+// contents, so ListRefs costs a request per ref where ListRefNames costs
+// one per thousand. Refs are create-only, so a caller that remembers the
+// ids of names it has seen needs to read only the new names.
+type RefNamer interface {
+	// ListRefNames calls fn for every ref whose name starts with prefix,
+	// in no particular order.
+	ListRefNames(ctx context.Context, prefix string, fn func(name string) error) error
+}
+
+// ListRefNames lists ref names with s's ListRefNames if it has one, and
+// through ListRefs otherwise.
+func ListRefNames(ctx context.Context, s Refs, prefix string, fn func(name string) error) error {
+	if n, ok := s.(RefNamer); ok {
+		return n.ListRefNames(ctx, prefix, fn)
+	}
+	return s.ListRefs(ctx, prefix, func(name string, _ ID) error { return fn(name) })
+}
+
 // Store is a complete backend. Its methods are safe for concurrent use.
 type Store interface {
 	Getter

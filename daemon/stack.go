@@ -179,7 +179,10 @@ func (r *Repo) openShared(ctx context.Context, rc config.Remote, lp *pack.Store,
 		wrapped.Close()
 		return nil, fmt.Errorf("remote %s: %w", rb.where, err)
 	}
-	t, err := tiered.New(tiered.Options{Local: lp, LocalFiles: be, Remote: rp, RemoteFiles: wrapped, Log: log})
+	names := func(ctx context.Context, prefix string, fn func(string) error) error {
+		return cas.ListRefNames(ctx, wrapped, prefix, fn)
+	}
+	t, err := tiered.New(tiered.Options{Local: lp, LocalFiles: be, Remote: rp, RemoteFiles: wrapped, ListRefNames: names, Log: log})
 	if err != nil {
 		rp.Close()
 		return nil, err

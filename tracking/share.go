@@ -333,6 +333,26 @@ func (t *Tracker) publish(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
+// artifactWait bounds how long the publish of an ended run waits for its
+// artifacts to be stored; what is not stored by then goes in the next
+// publish.
+const artifactWait = 2 * time.Minute
+
+// waitArtifacts waits until no artifact of r is queued to be stored, or
+// for at most d.
+func (t *Tracker) waitArtifacts(ctx context.Context, r *Run, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for {
+		r.ev.Lock()
+		n := len(r.ev.queued)
+		r.ev.Unlock()
+		if n == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // errNotOurs means the store holds a run of the same id from elsewhere.
 var errNotOurs = errors.New("another machine published a run of this id")
 
@@ -345,6 +365,15 @@ func (t *Tracker) publishRun(ctx context.Context, r *Run) (bool, error) {
 	}
 	if err := t.openTree(ctx, r); err != nil {
 		return false, err
+	}
+	r.mu.Lock()
+	ended := r.info.Status != Running
+	r.mu.Unlock()
+	if ended {
+		// A run that ended is published with its artifacts: wait for the
+		// ones closed before the end to be stored, so that another machine
+		// never sees a finished run without its model.
+		t.waitArtifacts(ctx, r, artifactWait)
 	}
 	r.mu.Lock()
 	gen, prev, in := r.gen, r.pub, r.info.clone()

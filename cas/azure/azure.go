@@ -580,19 +580,31 @@ func (s *Store) readRef(ctx context.Context, name string) (cas.ID, error) {
 // blob contents. Azure lists names in order, but cas.ReadRefs sorts them
 // anyway.
 func (s *Store) ListRefs(ctx context.Context, prefix string, fn func(string, cas.ID) error) error {
-	base := s.prefix + "refs/"
 	var names []string
+	if err := s.ListRefNames(ctx, prefix, func(name string) error {
+		names = append(names, name)
+		return nil
+	}); err != nil {
+		return err
+	}
+	return cas.ReadRefs(ctx, names, s.readRef, fn)
+}
+
+// ListRefNames lists the names of refs under prefix with listing requests
+// only (see cas.RefNamer).
+func (s *Store) ListRefNames(ctx context.Context, prefix string, fn func(string) error) error {
+	base := s.prefix + "refs/"
 	err := s.list(ctx, base+prefix, func(key string, _ int64) error {
 		name := strings.TrimPrefix(key, base)
-		if cas.CheckRefName(name) == nil {
-			names = append(names, name)
+		if cas.CheckRefName(name) != nil {
+			return nil
 		}
-		return nil
+		return fn(name)
 	})
 	if err != nil {
 		return s.fail("list refs", strconv.Quote(prefix), err)
 	}
-	return cas.ReadRefs(ctx, names, s.readRef, fn)
+	return nil
 }
 
 func (s *Store) DeleteRef(ctx context.Context, name string) error {

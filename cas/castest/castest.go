@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -238,6 +239,31 @@ func Run(t *testing.T, h Harness) {
 		}
 		if _, err := s.GetRef(ctx, "iris/v2"); !errors.Is(err, cas.ErrNotFound) {
 			t.Fatalf("deleted ref: %v", err)
+		}
+	})
+
+	t.Run("RefNames", func(t *testing.T) {
+		s := store(t)
+		id := put(t, s, []byte("named"))
+		for _, n := range []string{"a/v1", "a/v2", "b/v1", "runs/x/0000000001"} {
+			if err := s.CreateRef(ctx, n, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Whatever the store implements, the listing of names agrees with
+		// ListRefs.
+		for _, prefix := range []string{"", "a/", "runs/", "zzz"} {
+			var want, got []string
+			if err := s.ListRefs(ctx, prefix, func(n string, _ cas.ID) error { want = append(want, n); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if err := cas.ListRefNames(ctx, s, prefix, func(n string) error { got = append(got, n); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			sort.Strings(got)
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("prefix %q: ListRefNames %v, ListRefs %v", prefix, got, want)
+			}
 		}
 	})
 

@@ -90,6 +90,10 @@ func (s *Store) ListRefs(ctx context.Context, prefix string, fn func(string, cas
 	return s.do(ctx, func() error { return s.inner.ListRefs(ctx, prefix, fn) })
 }
 
+func (s *Store) ListRefNames(ctx context.Context, prefix string, fn func(string) error) error {
+	return s.do(ctx, func() error { return cas.ListRefNames(ctx, s.inner, prefix, fn) })
+}
+
 func (s *Store) DeleteRef(ctx context.Context, name string) error {
 	return s.do(ctx, func() error { return s.inner.DeleteRef(ctx, name) })
 }

@@ -332,8 +332,20 @@ func readRef(path, name string) (cas.ID, error) {
 }
 
 func (s *Store) ListRefs(ctx context.Context, prefix string, fn func(string, cas.ID) error) error {
-	base := filepath.Join(s.root, "refs")
 	var names []string
+	if err := s.ListRefNames(ctx, prefix, func(name string) error {
+		names = append(names, name)
+		return nil
+	}); err != nil {
+		return err
+	}
+	return cas.ReadRefs(ctx, names, func(_ context.Context, n string) (cas.ID, error) { return readRef(s.refPath(n), n) }, fn)
+}
+
+// ListRefNames lists the names of refs under prefix without reading them
+// (see cas.RefNamer).
+func (s *Store) ListRefNames(ctx context.Context, prefix string, fn func(string) error) error {
+	base := filepath.Join(s.root, "refs")
 	err := filepath.WalkDir(base, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -344,14 +356,14 @@ func (s *Store) ListRefs(ctx context.Context, prefix string, fn func(string, cas
 		rel, _ := filepath.Rel(base, path)
 		name := filepath.ToSlash(rel)
 		if strings.HasPrefix(name, prefix) && cas.CheckRefName(name) == nil {
-			names = append(names, name)
+			return fn(name)
 		}
-		return nil
+		return ctx.Err()
 	})
 	if err != nil {
 		return fmt.Errorf("list refs in %s: %w", s.root, err)
 	}
-	return cas.ReadRefs(ctx, names, func(_ context.Context, n string) (cas.ID, error) { return readRef(s.refPath(n), n) }, fn)
+	return nil
 }
 
 func (s *Store) DeleteRef(ctx context.Context, name string) error {

@@ -225,6 +225,14 @@ func (s *Store) ListRefs(ctx context.Context, prefix string, fn func(string, cas
 	return err
 }
 
+// ListRefNames counts as a list_refs request.
+func (s *Store) ListRefNames(ctx context.Context, prefix string, fn func(string) error) error {
+	done := s.start(opListRefs)
+	err := cas.ListRefNames(ctx, s.inner, prefix, fn)
+	done(0, err)
+	return err
+}
+
 func (s *Store) DeleteRef(ctx context.Context, name string) error {
 	done := s.start(opDeleteRef)
 	err := s.inner.DeleteRef(ctx, name)

@@ -346,6 +346,18 @@ func (s *Store) ListRefs(ctx context.Context, prefix string, fn func(string, cas
 	})
 }
 
+// ListRefNames is retried like ListRefs.
+func (s *Store) ListRefNames(ctx context.Context, prefix string, fn func(string) error) error {
+	called := false
+	retryable := func(err error) bool { return !called && s.transient(err) }
+	return s.doPausable(ctx, "list ref names", retryable, func(a *attempt) error {
+		return cas.ListRefNames(a.ctx, s.inner, prefix, func(name string) error {
+			called = true
+			return a.pause(func() error { return fn(name) })
+		})
+	})
+}
+
 func (s *Store) DeleteRef(ctx context.Context, name string) error {
 	return s.do(ctx, "delete ref", s.transient, func(a *attempt) error {
 		return s.inner.DeleteRef(a.ctx, name)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,6 +170,18 @@ func TestTwoMachines(t *testing.T) {
 				t.Fatalf("writing into the imported run: %v, want EROFS", err)
 			}
 
+			// Idle, the second machine keeps looking at the remote (it lists
+			// the names) but reads no ref it has read before.
+			before := remoteCounts(t, b)
+			time.Sleep(3 * time.Second)
+			after := remoteCounts(t, b)
+			if after["list_refs"] <= before["list_refs"] {
+				t.Errorf("the idle second machine did not look at the remote in 3 s: %v then %v", before, after)
+			}
+			if after["get_ref"] != before["get_ref"] || after["get"]+after["get_range"] != before["get"]+before["get_range"] {
+				t.Errorf("the idle second machine read refs or objects again: %v then %v", before, after)
+			}
+
 			// Without a daemon: add publishes at once; pull records it.
 			a.ok("umount", ma)
 			src := t.TempDir()
@@ -224,6 +237,33 @@ func TestPushAfterTheFact(t *testing.T) {
 	if !strings.Contains(out, "* ") || !strings.Contains(out, "team") {
 		t.Fatalf("remote ls:\n%s", out)
 	}
+}
+
+// remoteCounts reads the remote's request counts from mlfs status.
+func remoteCounts(t *testing.T, in *instance) map[string]int {
+	t.Helper()
+	out := in.ok("status")
+	m := map[string]int{}
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "remote ") {
+			continue
+		}
+		_, list, ok := strings.Cut(line, "(")
+		if !ok {
+			t.Fatalf("no request counts in %q", line)
+		}
+		for _, kv := range strings.Split(strings.TrimSuffix(list, ")"), ", ") {
+			var op string
+			var n int
+			if _, err := fmt.Sscanf(kv, "%s %d", &op, &n); err != nil {
+				t.Fatalf("request count %q in %q: %v", kv, line, err)
+			}
+			m[op] = n
+		}
+		return m
+	}
+	t.Fatalf("mlfs status shows no remote:\n%s", out)
+	return nil
 }
 
 func must(t *testing.T, err error) {
