@@ -306,14 +306,15 @@ func CheckRemoteName(name string) error {
 	return nil
 }
 
-// CheckRemote validates a remote URL.
+// CheckRemote validates a remote URL. Its errors never repeat credentials
+// the URL may carry.
 func CheckRemote(remote string) error {
 	u, err := url.Parse(remote)
 	if err != nil || u.Host == "" && u.Scheme != "file" || u.Scheme == "file" && u.Path == "" {
-		return fmt.Errorf("remote %q: want file:///path, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix", remote)
+		return fmt.Errorf("remote %q: want file:///path, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix", redact(remote, u))
 	}
 	if u.User != nil {
-		return fmt.Errorf("remote %s: credentials do not belong in the URL; they come from the cloud's own settings (environment, profile, connection string)", u.Redacted())
+		return fmt.Errorf("remote %s: credentials do not belong in the URL; they come from the cloud's own settings (environment, profile, connection string)", redact(remote, u))
 	}
 	switch u.Scheme {
 	case "file", "s3", "gs", "az":
@@ -323,6 +324,20 @@ func CheckRemote(remote string) error {
 		return nil
 	}
 	return fmt.Errorf("remote %q: unknown scheme %q; want file, s3, gs or az", remote, u.Scheme)
+}
+
+// redact returns remote without whatever user information it holds (u is
+// its parse, nil if it does not parse).
+func redact(remote string, u *url.URL) string {
+	if u != nil && u.User != nil {
+		c := *u
+		c.User = nil
+		return c.String() + " (credentials left out)"
+	}
+	if u == nil && strings.Contains(remote, "@") {
+		return "(a malformed URL holding '@', left out in case it carries credentials)"
+	}
+	return remote
 }
 
 // Save writes c to its config file, atomically.

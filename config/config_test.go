@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -182,4 +183,32 @@ func TestBadEnvValueIsNamed(t *testing.T) {
 	if _, err := Load(envOf(env)); err == nil || !strings.Contains(err.Error(), "$MLFS_RUNS_KILLED_AFTER") {
 		t.Fatalf("bad MLFS_RUNS_KILLED_AFTER: %v", err)
 	}
+}
+
+// FuzzCheckRemote: a remote URL is accepted only with a known scheme and
+// no credentials, and a refusal never repeats a password it was given.
+func FuzzCheckRemote(f *testing.F) {
+	for _, s := range []string{"s3://b/p", "gs://b", "az://c/p/q", "file:///srv", "s3://k:hunter2@b/p", "ftp://x", "s3://", "file://", "%zz", "s3://b/p?x=1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		err := CheckRemote(s)
+		u, perr := url.Parse(s)
+		if err == nil {
+			if perr != nil || u.User != nil {
+				t.Fatalf("accepted %q", s)
+			}
+			switch u.Scheme {
+			case "s3", "gs", "az", "file":
+			default:
+				t.Fatalf("accepted %q with scheme %q", s, u.Scheme)
+			}
+			return
+		}
+		if perr == nil && u.User != nil {
+			if p, ok := u.User.Password(); ok && len(p) > 3 && strings.Contains(err.Error(), p) {
+				t.Fatalf("the error for %q shows the password: %v", s, err)
+			}
+		}
+	})
 }

@@ -9,10 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mlfs/mlfs/cas"
 	"github.com/mlfs/mlfs/cas/object"
 	"github.com/mlfs/mlfs/index"
+	"github.com/mlfs/mlfs/repo"
 	"github.com/mlfs/mlfs/tracking/parse"
 	"github.com/mlfs/mlfs/worktree"
 )
@@ -103,6 +105,27 @@ func decodeMessage(s string) (*runMessage, error) {
 	}
 	if m.Format > messageFormat {
 		return nil, fmt.Errorf("run message format %d is newer than this mlfs knows (%d); upgrade mlfs", m.Format, messageFormat)
+	}
+	// The message comes from another machine: check what the index and
+	// the CLI will show of it.
+	if err := parse.CheckRunID(m.ID); err != nil {
+		return nil, fmt.Errorf("run message: run id %q: %w", m.ID, err)
+	}
+	switch m.Status {
+	case Running, Finished, Failed, Killed:
+	default:
+		return nil, fmt.Errorf("run message: status %q is not one of running, finished, failed, killed", m.Status)
+	}
+	if len(m.Host) > 255 || len(m.User) > 255 || !utf8.ValidString(m.Host+m.User) {
+		return nil, fmt.Errorf("run message: host or user is not a short UTF-8 name")
+	}
+	for _, d := range m.Datasets {
+		if _, err := repo.ParseRef(d.Ref); err != nil {
+			return nil, fmt.Errorf("run message: dataset read: %w", err)
+		}
+		if _, err := cas.ParseID(d.ID); err != nil {
+			return nil, fmt.Errorf("run message: dataset read %s: %w", d.Ref, err)
+		}
 	}
 	return &m, nil
 }

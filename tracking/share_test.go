@@ -7,6 +7,7 @@ import (
 
 	"github.com/mlfs/mlfs/cas"
 	"github.com/mlfs/mlfs/cas/object"
+	"github.com/mlfs/mlfs/tracking/parse"
 )
 
 // FuzzParseRunRef: a ref name read from the store either names a run
@@ -27,6 +28,33 @@ func FuzzParseRunRef(f *testing.F) {
 		id2, seq2, ok := parseRunRef(runRef(id, seq))
 		if !ok || id2 != id || seq2 != seq {
 			t.Fatalf("runRef(%q, %d) parses as %q, %d, %v", id, seq, id2, seq2, ok)
+		}
+	})
+}
+
+// FuzzDecodeMessage: a run's message from another machine decodes to a
+// checked record, or is refused; what decodes encodes back to the same.
+func FuzzDecodeMessage(f *testing.F) {
+	in := &Info{ID: "r1", Status: Finished, Start: 1, End: 2, Host: "h", User: "u",
+		Datasets: []Lineage{{Ref: "iris@v1", ID: cas.Sum([]byte("v")).String(), Time: 3}}}
+	good, _ := encodeMessage(in)
+	for _, s := range []string{good, `{}`, `{"format":1,"id":"r1","status":"done"}`, `{"format":99}`, `[1]`, ``,
+		`{"format":1,"id":"../x","status":"running","datasets":[]}`, `{"format":1,"id":"r","status":"running","datasets":[{"ref":"x","id":"y"}]}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := decodeMessage(s)
+		if err != nil {
+			return
+		}
+		if parse.CheckRunID(m.ID) != nil {
+			t.Fatalf("accepted run id %q", m.ID)
+		}
+		again, _ := encodeMessage(&Info{ID: m.ID, Status: m.Status, Start: m.Start, End: m.End, LastWrite: m.LastWrite,
+			Host: m.Host, User: m.User, Datasets: m.Datasets})
+		m2, err := decodeMessage(again)
+		if err != nil || m2.ID != m.ID || m2.Status != m.Status || len(m2.Datasets) != len(m.Datasets) {
+			t.Fatalf("re-encoded message %q: %v", again, err)
 		}
 	})
 }
@@ -59,7 +87,7 @@ func TestRunMessage(t *testing.T) {
 		t.Fatalf("message %s decodes as %+v", msg, m)
 	}
 	for i := 0; i < 1000; i++ {
-		in.Datasets = append(in.Datasets, Lineage{Ref: fmt.Sprintf("%0200d@v1", i), ID: strings.Repeat("b", 64), Time: int64(i)})
+		in.Datasets = append(in.Datasets, Lineage{Ref: fmt.Sprintf("%0120d@v1", i), ID: strings.Repeat("b", 64), Time: int64(i)})
 	}
 	msg, cut = encodeMessage(in)
 	if len(msg) > object.MaxStringLen || cut == 0 {
