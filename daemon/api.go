@@ -15,8 +15,8 @@ package daemon
 //	GET  /v1/diff?a=D@A&b=D@B           → [change]
 //	GET  /v1/fsck                       → stream: problem ...; result: fsckStats
 //	POST /v1/gc       {dry_run}          → gcStats
-//	POST /v1/push                        → stream: progress ...; result: syncResult
-//	POST /v1/pull                        → syncResult
+//	POST /v1/push     {refs}             → stream: progress ...; result: syncResult
+//	POST /v1/pull     {refs}             → stream: progress ...; result: syncResult
 //	GET  /metrics                        → Prometheus text: the store's requests, bytes, latency
 //
 // A plain reply is one JSON value with status 200, or {"error":{kind,
@@ -51,6 +51,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -754,21 +755,66 @@ func (s *server) checkout(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, http.StatusOK, versionToWire(v))
 }
 
+type wireSyncRequest struct {
+	Refs []string `json:"refs"` // DATASET or DATASET@VERSION; none for all
+}
+
+func parseSyncRefs(in []string) ([]repo.Ref, error) {
+	var refs []repo.Ref
+	for _, s := range in {
+		ref, err := ParseSyncRef(s)
+		if err != nil {
+			return nil, invalid(err)
+		}
+		refs = append(refs, ref)
+	}
+	return refs, nil
+}
+
+// ParseSyncRef parses the DATASET or DATASET@VERSION of push and pull; a
+// bare dataset has an empty Version.
+func ParseSyncRef(s string) (repo.Ref, error) {
+	if strings.Contains(s, "@") {
+		return repo.ParseRef(s)
+	}
+	if err := repo.CheckDatasetName(s); err != nil {
+		return repo.Ref{}, err
+	}
+	return repo.Ref{Dataset: s}, nil
+}
+
 func (s *server) push(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
+	var in wireSyncRequest
+	if err := readBody(w, req, &in); err != nil {
+		s.fail(w, err)
+		return
+	}
+	refs, err := parseSyncRefs(in.Refs)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
 	st := newStream(w)
-	res, err := s.r.Push(req.Context(), st.progress)
+	res, err := s.r.Push(req.Context(), refs, st.progress)
 	s.done(req, "push", start, err, "packs", res.Packs, "bytes", res.Bytes, "refs", res.Refs, "runs", res.Runs)
 	st.end(s, res, err)
 }
 
 func (s *server) pull(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
-	res, err := s.r.Pull(req.Context())
-	s.done(req, "pull", start, err, "refs", res.Refs, "runs", res.Runs)
+	var in wireSyncRequest
+	if err := readBody(w, req, &in); err != nil {
+		s.fail(w, err)
+		return
+	}
+	refs, err := parseSyncRefs(in.Refs)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	st := newStream(w)
+	res, err := s.r.Pull(req.Context(), refs, st.progress)
+	s.done(req, "pull", start, err, "refs", res.Refs, "runs", res.Runs, "fetched", res.Fetched)
+	st.end(s, res, err)
 }

@@ -396,19 +396,29 @@ func changeFromWire(w wireChange) (repo.Change, error) {
 }
 
 // Push is Repo.Push through the daemon.
-func (c *Client) Push(ctx context.Context, progress func(bytes, files int64)) (SyncResult, error) {
+func (c *Client) Push(ctx context.Context, refs []repo.Ref, progress func(bytes, files int64)) (SyncResult, error) {
+	return c.sync(ctx, "/v1/push", refs, progress)
+}
+
+// Pull is Repo.Pull through the daemon.
+func (c *Client) Pull(ctx context.Context, refs []repo.Ref, progress func(bytes, files int64)) (SyncResult, error) {
+	return c.sync(ctx, "/v1/pull", refs, progress)
+}
+
+func (c *Client) sync(ctx context.Context, route string, refs []repo.Ref, progress func(bytes, files int64)) (SyncResult, error) {
+	in := wireSyncRequest{Refs: []string{}}
+	for _, r := range refs {
+		if r.Version == "" {
+			in.Refs = append(in.Refs, r.Dataset)
+		} else {
+			in.Refs = append(in.Refs, r.String())
+		}
+	}
 	var out SyncResult
-	err := c.call(ctx, "POST", "/v1/push", struct{}{}, func(ev wireEvent) {
+	err := c.call(ctx, "POST", route, in, func(ev wireEvent) {
 		if ev.Progress != nil && progress != nil {
 			progress(ev.Progress.Bytes, ev.Progress.Files)
 		}
 	}, &out)
-	return out, err
-}
-
-// Pull is Repo.Pull through the daemon.
-func (c *Client) Pull(ctx context.Context) (SyncResult, error) {
-	var out SyncResult
-	err := c.call(ctx, "POST", "/v1/pull", struct{}{}, nil, &out)
 	return out, err
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -53,6 +54,15 @@ func openBackend(ctx context.Context, rc config.Remote, log *slog.Logger) (*remo
 	return rb, nil
 }
 
+// remoteWhere names rc in messages: its URL without credentials.
+func remoteWhere(rc config.Remote) (string, error) {
+	if err := config.CheckRemote(rc.URL); err != nil {
+		return "", err
+	}
+	u, _ := url.Parse(rc.URL)
+	return u.Redacted(), nil
+}
+
 func openBare(ctx context.Context, rc config.Remote, log *slog.Logger) (*remoteBackend, error) {
 	if err := config.CheckRemote(rc.URL); err != nil {
 		return nil, err
@@ -62,6 +72,11 @@ func openBare(ctx context.Context, rc config.Remote, log *slog.Logger) (*remoteB
 	where := u.Redacted()
 	switch u.Scheme {
 	case "file":
+		// The folder must be there: an unmounted share must not quietly
+		// become an empty remote of this machine's own.
+		if fi, err := os.Stat(u.Path); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("remote %s: no folder %s (create it, or mount the share it is on)", where, u.Path)
+		}
 		st, err := local.Open(u.Path)
 		if err != nil {
 			return nil, fmt.Errorf("remote %s: %w", where, err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -163,31 +164,60 @@ func (rb *remoteBackend) wrap(reg prometheus.Registerer, log *slog.Logger) (cas.
 	return retry.New(limit.New(counted, remoteRequests), retry.Options{Transient: rb.transient, AttemptTimeout: rb.timeout, Log: log}), counted, nil
 }
 
-// openShared opens the remote rc and makes the tiered store over the local
-// pack store lp (in the folder be) and it.
+// openShared makes the tiered store over the local pack store lp (in the
+// folder be) and the remote rc. The remote is opened on first use (see
+// lazyRemote), so that a machine whose remote is out of reach still works
+// with what it has.
 func (r *Repo) openShared(ctx context.Context, rc config.Remote, lp *pack.Store, be cas.Store, log *slog.Logger) (*tiered.Store, error) {
-	rb, err := openBackend(ctx, rc, log)
+	where, err := remoteWhere(rc)
 	if err != nil {
 		return nil, err
 	}
-	wrapped, counted, err := rb.wrap(r.Metrics, log)
+	var counted *metrics.Store
+	var countedMu sync.Mutex
+	l := &lazyRemote{where: where, log: log, open: func(ctx context.Context) (opened, error) {
+		rb, err := openBackend(ctx, rc, log)
+		if err != nil {
+			return opened{}, err
+		}
+		wrapped, c, err := rb.wrap(r.Metrics, log)
+		if err != nil {
+			return opened{}, err
+		}
+		rp, err := pack.New(ctx, wrapped, pack.Options{
+			ReadAhead: remoteReadAhead,
+			// A folder per remote, named by the hash of its URL (which
+			// also keeps any credentials in the URL out of the path).
+			IndexCache: filepath.Join(r.Config.Paths.CacheDir, "packs", cas.Sum([]byte(rc.URL)).String()),
+			Log:        log,
+		})
+		if err != nil {
+			wrapped.Close()
+			return opened{}, fmt.Errorf("remote %s: %w", rb.where, err)
+		}
+		countedMu.Lock()
+		counted = c
+		countedMu.Unlock()
+		return opened{packs: rp, files: wrapped}, nil
+	}}
+	remote, files := lazyStore{l: l, packs: true}, lazyStore{l: l}
+	t, err := tiered.New(tiered.Options{Local: lp, LocalFiles: be, Remote: remote, RemoteFiles: files,
+		ListRefNames: files.ListRefNames, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	rp, err := pack.New(ctx, wrapped, pack.Options{ReadAhead: remoteReadAhead, Log: log})
-	if err != nil {
-		wrapped.Close()
-		return nil, fmt.Errorf("remote %s: %w", rb.where, err)
+	r.Shared, r.RemoteWhere = t, where
+	r.RemoteRequests = func() map[string]int64 {
+		countedMu.Lock()
+		defer countedMu.Unlock()
+		if counted == nil {
+			return nil
+		}
+		return counted.Counts()
 	}
-	names := func(ctx context.Context, prefix string, fn func(string) error) error {
-		return cas.ListRefNames(ctx, wrapped, prefix, fn)
-	}
-	t, err := tiered.New(tiered.Options{Local: lp, LocalFiles: be, Remote: rp, RemoteFiles: wrapped, ListRefNames: names, Log: log})
-	if err != nil {
-		rp.Close()
-		return nil, err
-	}
-	r.Shared, r.RemoteWhere, r.RemoteRequests = t, rb.where, counted.Counts
+	// Open it now if it can be; if not, the reason is logged once (and
+	// shown by mlfs status) and the remote is tried again when needed.
+	l.get(ctx)
 	return t, nil
 }
 

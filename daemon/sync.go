@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/mlfs/mlfs/cas"
+	"github.com/mlfs/mlfs/repo"
 )
 
 // ErrNoRemote is returned by Push and Pull when no remote is configured.
@@ -27,12 +29,17 @@ type SyncResult struct {
 	// Runs counts the runs published (push) or imported (pull); only a
 	// daemon publishes and imports runs.
 	Runs int `json:"runs"`
+	// Fetched and FetchedBytes count the objects of the versions named to
+	// pull that were copied here (pull).
+	Fetched      int   `json:"fetched"`
+	FetchedBytes int64 `json:"fetched_bytes"`
 }
 
 // Push publishes to the remote every local pack and every local name it
-// lacks, then (in a daemon) every run that changed since it was last
+// lacks (only the versions of refs, if any are given: a dataset's, or one
+// version), then (in a daemon) every run that changed since it was last
 // published. progress, if set, gets the bytes uploaded so far.
-func (r *Repo) Push(ctx context.Context, progress func(bytes, files int64)) (SyncResult, error) {
+func (r *Repo) Push(ctx context.Context, refs []repo.Ref, progress func(bytes, files int64)) (SyncResult, error) {
 	res := SyncResult{Remote: r.RemoteWhere}
 	if r.Shared == nil {
 		return res, ErrNoRemote
@@ -51,6 +58,9 @@ func (r *Repo) Push(ctx context.Context, progress func(bytes, files int64)) (Syn
 		return res, fmt.Errorf("push: %w", err)
 	}
 	for _, name := range slices.Sorted(maps.Keys(pending)) {
+		if !named(refs, name) {
+			continue
+		}
 		err := r.Shared.CreateRef(ctx, name, pending[name])
 		switch {
 		case errors.Is(err, cas.ErrExists):
@@ -73,8 +83,11 @@ func (r *Repo) Push(ctx context.Context, progress func(bytes, files int64)) (Syn
 
 // Pull records the remote's names here, so they resolve without the
 // network, and (in a daemon) imports the runs published since the last
-// look. Data stays where it is: files are fetched when read.
-func (r *Repo) Pull(ctx context.Context) (SyncResult, error) {
+// look. Data stays where it is, fetched when read, except for the versions
+// of refs (a dataset's latest, or one version): their objects are copied
+// here, so they read without the network. progress, if set, gets the
+// bytes copied so far.
+func (r *Repo) Pull(ctx context.Context, refs []repo.Ref, progress func(bytes, files int64)) (SyncResult, error) {
 	res := SyncResult{Remote: r.RemoteWhere}
 	if r.Shared == nil {
 		return res, ErrNoRemote
@@ -84,6 +97,18 @@ func (r *Repo) Pull(ctx context.Context) (SyncResult, error) {
 	if err != nil {
 		return res, err
 	}
+	// The version objects the names point at are small: keep them all
+	// here, so that listing versions and resolving latest work offline.
+	var heads []cas.ID
+	if err := r.Store().ListRefs(ctx, "", func(_ string, id cas.ID) error {
+		heads = append(heads, id)
+		return nil
+	}); err != nil {
+		return res, err
+	}
+	if _, err := r.Shared.Fetch(ctx, heads, nil); err != nil {
+		return res, fmt.Errorf("pull: %w", err)
+	}
 	if r.SyncRuns != nil {
 		_, imp, err := r.SyncRuns(ctx, false, true)
 		res.Runs = imp
@@ -91,8 +116,47 @@ func (r *Repo) Pull(ctx context.Context) (SyncResult, error) {
 			return res, fmt.Errorf("pull runs: %w", err)
 		}
 	}
-	if r.Forget != nil {
-		r.Forget("")
+	for _, ref := range refs {
+		if ref.Version == "" {
+			ref.Version = "latest"
+		}
+		v, err := r.Resolve(ctx, ref)
+		if err != nil {
+			return res, fmt.Errorf("pull %s: %w", ref, err)
+		}
+		var ids []cas.ID
+		if err := r.Repo.Walk(ctx, v.ID, func(id cas.ID, _ int64) error {
+			ids = append(ids, id)
+			return nil
+		}); err != nil {
+			return res, fmt.Errorf("pull %s: %w", v.Ref, err)
+		}
+		base := res.FetchedBytes
+		var cb func(int64)
+		if progress != nil {
+			cb = func(n int64) { progress(base+n, 0) }
+		}
+		st, err := r.Shared.Fetch(ctx, ids, cb)
+		res.Fetched += st.Objects
+		res.FetchedBytes += st.Bytes
+		if err != nil {
+			return res, fmt.Errorf("pull %s: %w", v.Ref, err)
+		}
 	}
 	return res, nil
+}
+
+// named reports whether ref name (dataset/version) is one of refs; every
+// name is, when refs is empty.
+func named(refs []repo.Ref, name string) bool {
+	if len(refs) == 0 {
+		return true
+	}
+	ds, ver, _ := strings.Cut(name, "/")
+	for _, r := range refs {
+		if r.Dataset == ds && (r.Version == "" || r.Version == ver) {
+			return true
+		}
+	}
+	return false
 }

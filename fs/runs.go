@@ -293,8 +293,10 @@ func roLookup(ctx context.Context, parent *gofs.Inode, dir *workNode, path, name
 	workAttr(a, &out.Attr)
 	ino := workIno(dir.t.Dataset(), a.Ino)
 	out.Ino = ino
-	out.SetEntryTimeout(workTimeout)
-	out.SetAttrTimeout(workTimeout)
+	// Imports change the run behind the kernel's back: it must ask every
+	// time, or it would read a file grown by an import at its old size.
+	out.SetEntryTimeout(0)
+	out.SetAttrTimeout(0)
 	c := &roNode{workNode: workNode{sys: dir.sys, t: dir.t, ino: a.Ino, run: dir.run}, path: path}
 	return parent.NewInode(ctx, c, gofs.StableAttr{Mode: stableMode(a.Type), Ino: ino}), 0
 }
@@ -338,7 +340,9 @@ func (n *roNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Attr
 	if errno != 0 {
 		return errno
 	}
-	return w.Getattr(ctx, fh, out)
+	errno = w.Getattr(ctx, fh, out)
+	out.SetTimeout(0) // see roLookup
+	return errno
 }
 
 func (n *roNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {

@@ -17,6 +17,22 @@
 // Refresh picks up packs written by other processes; a Get that misses
 // refreshes by itself, at most once a second.
 //
+// Reading a tail takes two ranged reads (the trailer says how long the
+// index is). On a local disk that is nothing; in a bucket it is two
+// requests a pack, and every process that opens the store pays them for
+// every pack: 2,000 requests for 16 GiB. So Refresh reads up to Fetches
+// tails at once, and with Options.IndexCache it keeps each tail it reads
+// or writes in a local file named by the pack's id, and reads from the
+// backend only the packs it has no file for. Opening the store again then
+// costs one listing. Packs never change, which makes the cache simple: a
+// file is right for as long as its pack is listed, and Refresh removes the
+// files of packs that are no longer. A file is checked as the backend's
+// bytes are (its trailer must hash to the pack's name, its index to the
+// trailer), so a damaged one is noticed, removed and read again. Files are
+// written to a temporary name and renamed, so processes can share the
+// folder; the cache is best effort, and a Store that cannot write it goes
+// on without.
+//
 // # Reading from a slow backend
 //
 // On a local disk a Get costs one ranged read of its blob's pack, and that

@@ -7,3 +7,6 @@ func (s *Store) CachedBytes() int64 {
 	defer s.win.mu.Unlock()
 	return s.win.bytes
 }
+
+// ParseTail is parseTail, for the fuzzer.
+var ParseTail = parseTail

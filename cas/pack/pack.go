@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/mlfs/mlfs/cas"
 )
@@ -29,9 +31,18 @@ type Options struct {
 	// Fetches, plus one for each Get that missed.
 	ReadAheadCache int64
 	// Fetches is how many read-ahead and Prefetch requests may run at
-	// once (default 8).
+	// once (default 8), and how many packs' indexes Refresh reads at once.
 	Fetches int
-	Log     *slog.Logger
+	// IndexCache, if set, is a folder where the Store keeps a copy of the
+	// index of every pack it reads or writes, a file per pack named by
+	// its id, so that a Store opened again reads from the backend only the
+	// indexes of packs it has not seen: over a bucket, two requests a pack
+	// saved at every open. The files are checked against the packs' names
+	// when read; a damaged one is read again from the backend. Refresh
+	// removes the files of packs the backend no longer lists, so give each
+	// backend a folder of its own. Processes may share a folder.
+	IndexCache string
+	Log        *slog.Logger
 }
 
 // DefaultPackSize suits local disks and clouds alike: big enough that the
@@ -53,6 +64,7 @@ type Store struct {
 	retry      []*building         // packs to write again at the next Flush
 	generation uint64              // counts refreshes
 	refreshMu  sync.Mutex
+	cache      *indexCache // nil without Options.IndexCache
 
 	writing int        // packs being written
 	idle    *sync.Cond // signalled when writing drops to 0; uses mu
@@ -93,7 +105,8 @@ type building struct {
 
 var _ cas.Store = (*Store)(nil)
 
-// New opens a pack store over be, loading the index of every pack in it.
+// New opens a pack store over be, loading the index of every pack in it
+// (see Refresh).
 func New(ctx context.Context, be cas.Store, opt Options) (*Store, error) {
 	if opt.PackSize <= 0 {
 		opt.PackSize = DefaultPackSize
@@ -114,6 +127,7 @@ func New(ctx context.Context, be cas.Store, opt Options) (*Store, error) {
 		sealed: map[*building]bool{}, slots: make(chan struct{}, opt.Uploads), free: make(chan []byte, opt.Uploads+1),
 		win: newWindows(opt.ReadAheadCache), fetchSlots: make(chan struct{}, opt.Fetches)}
 	s.idle = sync.NewCond(&s.mu)
+	s.cache = openIndexCache(opt.IndexCache, opt.Log)
 	s.fetchCtx, s.stopFetches = context.WithCancel(context.Background())
 	if err := s.Refresh(ctx); err != nil {
 		return nil, err
@@ -125,13 +139,16 @@ func New(ctx context.Context, be cas.Store, opt Options) (*Store, error) {
 func (s *Store) Backend() cas.Store { return s.be }
 
 // Refresh loads the index of packs written since the last refresh (by other
-// processes, say) and forgets packs that were deleted.
+// processes, say) and forgets packs that were deleted. It reads the indexes
+// from Options.IndexCache where it can, and the others from the backend,
+// Options.Fetches packs at a time.
 func (s *Store) Refresh(ctx context.Context) error {
 	type listed struct {
 		id   cas.ID
 		size int64
 	}
 	var all []listed
+	start := time.Now()
 	if err := s.be.List(ctx, func(id cas.ID, size int64) error {
 		all = append(all, listed{id, size})
 		return nil
@@ -161,17 +178,61 @@ func (s *Store) Refresh(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
-	for _, p := range todo {
-		entries, err := s.readIndex(ctx, p.id, p.size)
-		if err != nil {
-			s.opt.Log.Warn("skipping unreadable pack", "pack", p.id, "err", err)
-			continue
+
+	// Over a bucket each index costs two requests of a few milliseconds,
+	// mostly waiting: read several packs' at once. The results go in in
+	// listing order, so that which copy of a blob stored twice is used
+	// does not depend on which request came back first.
+	entries := make([][]Entry, len(todo))
+	ok := make([]bool, len(todo))
+	sem := make(chan struct{}, s.opt.Fetches)
+	var wg sync.WaitGroup
+	for i, p := range todo {
+		if ctx.Err() != nil {
+			break
 		}
-		s.mu.Lock()
-		s.addPack(p.id, p.size, entries)
-		s.mu.Unlock()
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			entries[i], ok[i] = s.packIndex(ctx, p.id, p.size)
+		})
 	}
+	wg.Wait()
+	s.mu.Lock()
+	for i, p := range todo {
+		if ok[i] {
+			s.addPack(p.id, p.size, entries[i])
+		}
+	}
+	s.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		// The packs not read are read at the next Refresh.
+		return fmt.Errorf("read pack indexes: %w", err)
+	}
+	// Every time, not only when this Store saw packs vanish: files of
+	// packs deleted while no Store was open go too. It reads a local
+	// folder, little next to the listing of the backend.
+	s.cache.prune(present, start)
 	return nil
+}
+
+// packIndex returns the entries of pack id, of size bytes, from the index
+// cache or else from the backend (and then caches them). A pack that
+// cannot be read is logged and skipped: the others are still of use, and
+// the next Refresh tries it again.
+func (s *Store) packIndex(ctx context.Context, id cas.ID, size int64) ([]Entry, bool) {
+	if entries, ok := s.cache.load(id, size); ok {
+		return entries, true
+	}
+	entries, tail, err := s.readIndex(ctx, id, size)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.opt.Log.Warn("skipping unreadable pack", "pack", id, "err", err)
+		}
+		return nil, false
+	}
+	s.cache.save(id, tail)
+	return entries, true
 }
 
 // addPack registers a written pack; s.mu must be held. Blobs already
@@ -202,32 +263,33 @@ func bounds(entries []Entry) []uint32 {
 	return b
 }
 
-// readIndex reads a pack's tail and returns its entries.
-func (s *Store) readIndex(ctx context.Context, id cas.ID, size int64) ([]Entry, error) {
+// readIndex reads a pack's tail from the backend, with two requests (the
+// trailer says how long the index is), and returns its entries and the
+// tail: the index and then the trailer.
+func (s *Store) readIndex(ctx context.Context, id cas.ID, size int64) ([]Entry, []byte, error) {
 	if size < trailerSize {
-		return nil, fmt.Errorf("pack %s: %w: %d bytes", id.Short(), ErrMalformed, size)
+		return nil, nil, fmt.Errorf("pack %s: %w: %d bytes", id.Short(), ErrMalformed, size)
 	}
 	t, err := s.be.GetRange(ctx, id, size-trailerSize, trailerSize)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(t) == trailerSize && namedByTrailer(t) && cas.Sum(t) != id {
-		return nil, fmt.Errorf("pack %s: %w: its trailer does not hash to its name", id.Short(), ErrMalformed)
-	}
-	n, sum, err := ParseTrailer(t, size)
+	n, sum, err := checkTrailer(id, t, size)
 	if err != nil {
-		return nil, fmt.Errorf("pack %s: %w", id.Short(), err)
+		return nil, nil, fmt.Errorf("pack %s: %w", id.Short(), err)
 	}
 	ilen := int64(n) * entrySize
 	idx, err := s.be.GetRange(ctx, id, size-trailerSize-ilen, ilen)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	entries, err := ParseIndex(idx, sum, size)
 	if err != nil {
-		return nil, fmt.Errorf("pack %s: %w", id.Short(), err)
+		return nil, nil, fmt.Errorf("pack %s: %w", id.Short(), err)
 	}
-	return entries, nil
+	// A new slice: appending to idx could write past it into memory the
+	// backend still owns.
+	return entries, slices.Concat(idx, t), nil
 }
 
 // findLocal looks for id in packs not yet written; s.mu must be held.
@@ -451,6 +513,10 @@ func (s *Store) write(ctx context.Context, b *building) error {
 		s.addPack(id, int64(len(data)), b.entries, true)
 		delete(s.sealed, b)
 		s.mu.Unlock()
+		// The next Store opened over the backend need not read back
+		// the index of a pack written here. (Before reuse: the tail
+		// is part of data.)
+		s.cache.save(id, data[len(b.buf):])
 		s.reuse(data)
 		s.opt.Log.Debug("pack written", "pack", id.Short(), "blobs", len(b.entries), "bytes", len(data))
 	}()
@@ -682,7 +748,9 @@ func (s *Store) Compact(ctx context.Context, minLive float64) (CompactStats, err
 
 func (s *Store) markDeleted(n int) {
 	s.mu.Lock()
+	id := s.packs[n].id
 	s.packs[n].deleted = true
-	delete(s.packNum, s.packs[n].id)
+	delete(s.packNum, id)
 	s.mu.Unlock()
+	s.cache.remove(id)
 }

@@ -19,16 +19,23 @@ import (
 	"github.com/mlfs/mlfs/cas/pack"
 )
 
-// counting wraps a backend to count its GetRange calls and bytes, to make
-// each call slow (as a request to a cloud bucket is) and to record how many
-// ran at once. Close does nothing: the backend outlives the stores over it.
+// counting wraps a backend to count its List and GetRange calls and
+// GetRange's bytes, to make each GetRange slow (as a request to a cloud
+// bucket is) and to record how many ran at once. Close does nothing: the
+// backend outlives the stores over it.
 type counting struct {
 	cas.Store
 	delay         time.Duration // a request's latency
 	rate          float64       // if set, the bytes a second of one request
 	hold          chan struct{} // if set, GetRange waits for it to close
+	lists         atomic.Int64
 	ranges, bytes atomic.Int64
 	running, peak atomic.Int64
+}
+
+func (c *counting) List(ctx context.Context, fn func(cas.ID, int64) error) error {
+	c.lists.Add(1)
+	return c.Store.List(ctx, fn)
 }
 
 func (c *counting) GetRange(ctx context.Context, id cas.ID, off, length int64) ([]byte, error) {
@@ -55,6 +62,7 @@ func (c *counting) Close() error { return nil }
 
 // reset forgets what was counted, such as the index reads of New.
 func (c *counting) reset() {
+	c.lists.Store(0)
 	c.ranges.Store(0)
 	c.bytes.Store(0)
 	c.peak.Store(0)

@@ -285,3 +285,32 @@ func TestListRefNames(t *testing.T) {
 		t.Fatalf("the first listing read %d refs, want 20", first)
 	}
 }
+
+// Fetch makes a version's objects local: they read with the remote gone.
+func TestFetch(t *testing.T) {
+	remote := &counting{Store: mem.New()}
+	a := machine(t, remote, tiered.Options{})
+	defer a.Close()
+	var ids []cas.ID
+	for i := 0; i < 50; i++ {
+		ids = append(ids, put(t, a, bytes.Repeat([]byte{byte(i), 1}, 3000)))
+	}
+	if err := a.CreateRef(bg, "ds/v1", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	b := machine(t, remote, tiered.Options{})
+	defer b.Close()
+	st, err := b.Fetch(bg, append(ids, ids[:5]...), nil)
+	if err != nil || st.Objects != 50 || st.Present != 5 {
+		t.Fatalf("fetch: %+v, %v; want 50 copied and 5 present", st, err)
+	}
+	gets := remote.gets.Load()
+	for _, id := range ids {
+		if _, err := b.Get(bg, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if remote.gets.Load() != gets {
+		t.Fatalf("reads after the fetch went to the remote: %d requests", remote.gets.Load()-gets)
+	}
+}

@@ -45,8 +45,8 @@ type store interface {
 	GC(ctx context.Context, dryRun bool) (repo.GCStats, error)
 	RemoveVersion(ctx context.Context, ref repo.Ref) error
 	Checkout(ctx context.Context, ref repo.Ref, force bool) (repo.VersionInfo, error)
-	Push(ctx context.Context, progress func(bytes, files int64)) (daemon.SyncResult, error)
-	Pull(ctx context.Context) (daemon.SyncResult, error)
+	Push(ctx context.Context, refs []repo.Ref, progress func(bytes, files int64)) (daemon.SyncResult, error)
+	Pull(ctx context.Context, refs []repo.Ref, progress func(bytes, files int64)) (daemon.SyncResult, error)
 	// Close flushes and releases the store (local) or the connection
 	// (daemon). Calling it twice is allowed.
 	Close() error

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mlfs/mlfs/config"
 	"github.com/mlfs/mlfs/daemon"
+	"github.com/mlfs/mlfs/repo"
 )
 
 func remoteCmd(g *globals) *cobra.Command {
@@ -166,22 +167,39 @@ func remoteRmCmd(g *globals) *cobra.Command {
 	}
 }
 
+// syncRefs parses the DATASET[@VERSION] arguments of push and pull.
+func syncRefs(args []string) ([]repo.Ref, error) {
+	var refs []repo.Ref
+	for _, a := range args {
+		ref, err := daemon.ParseSyncRef(a)
+		if err != nil {
+			return nil, err
+		}
+		refs = append(refs, ref)
+	}
+	return refs, nil
+}
+
 func pushCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "push",
+		Use:   "push [DATASET[@VERSION]...]",
 		Short: "Publish to the remote every version (and, with a daemon, every run) it lacks",
 		Long: `The daemon publishes each version as it is made and each run every few
 seconds, so push is needed only for what was made without a remote, or
-while the remote was out of reach.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+while the remote was out of reach. With arguments, only those datasets'
+versions (or those versions) are published.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			refs, err := syncRefs(args)
+			if err != nil {
+				return err
+			}
 			s, err := g.open(cmd.Context(), true)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
 			progress, finish := g.progress("pushing", -1)
-			res, err := s.Push(cmd.Context(), progress)
+			res, err := s.Push(cmd.Context(), refs, progress)
 			finish()
 			if err != nil {
 				return err
@@ -201,23 +219,36 @@ while the remote was out of reach.`,
 
 func pullCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "pull",
-		Short: "Look at the remote now for versions and runs made on other machines",
+		Use:   "pull [DATASET[@VERSION]...]",
+		Short: "Look at the remote now for versions and runs made on other machines; copy the named versions here",
 		Long: `The daemon looks every second or two by itself; pull makes it look now,
 and without a daemon records the remote's versions locally. File contents
-are fetched when read, not by pull.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+are fetched when read, except those of the versions named (a dataset
+alone names its latest version): pull copies every object they need into
+the local store, so they read without the network.`,
+		Example: `  mlfs pull                 # the remote's new versions and runs, now
+  mlfs pull iris@v3         # and iris@v3's data, for a flight without network`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			refs, err := syncRefs(args)
+			if err != nil {
+				return err
+			}
 			s, err := g.open(cmd.Context(), true)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			res, err := s.Pull(cmd.Context())
+			progress, finish := g.progress("pulling", -1)
+			res, err := s.Pull(cmd.Context(), refs, progress)
+			finish()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pulled from %s: %d new names, %d runs\n", res.Remote, res.Refs, res.Runs)
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "pulled from %s: %d new names, %d runs\n", res.Remote, res.Refs, res.Runs)
+			if len(refs) > 0 {
+				fmt.Fprintf(out, "copied here: %d objects (%s)\n", res.Fetched, humanBytes(res.FetchedBytes))
+			}
 			return nil
 		},
 	}

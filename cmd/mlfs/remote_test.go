@@ -318,3 +318,62 @@ func TestFsckRemoteFindsCorruption(t *testing.T) {
 		t.Fatalf("export of the damaged version on another machine: exit %d, %s", code, errOut)
 	}
 }
+
+// A machine whose remote is out of reach goes on with what it has: the
+// versions it pulled read in full, the others fail naming the remote, a
+// snapshot fails with EIO, and all works again once the remote is back.
+func TestRemoteOutOfReach(t *testing.T) {
+	needFUSE(t)
+	bucket := filepath.Join(t.TempDir(), "bucket")
+	must(t, os.Mkdir(bucket, 0o755))
+	a, b := newInstance(t, ""), newInstance(t, "")
+	for _, in := range []*instance{a, b} {
+		in.ok("remote", "add", "team", "file://"+bucket)
+	}
+	src := t.TempDir()
+	writeRandom(t, filepath.Join(src, "train.bin"), 3<<20)
+	a.ok("add", "ds@v1", src)
+	writeRandom(t, filepath.Join(src, "train.bin"), 3<<20)
+	a.ok("add", "ds@v2", src)
+	want, err := os.ReadFile(filepath.Join(src, "train.bin"))
+	must(t, err)
+
+	out := b.ok("pull", "ds@v2")
+	if !strings.Contains(out, "copied here: ") || strings.Contains(out, "copied here: 0 objects") {
+		t.Fatalf("pull ds@v2:\n%s", out)
+	}
+	must(t, os.Rename(bucket, bucket+".away")) // the share is gone
+
+	dst := t.TempDir()
+	b.ok("export", "ds@v2", dst)
+	if got, _ := os.ReadFile(filepath.Join(dst, "train.bin")); !bytes.Equal(got, want) {
+		t.Fatal("ds@v2, pulled, does not read back offline")
+	}
+	_, errOut, code := b.run("export", "ds@v1", t.TempDir())
+	if code == 0 || !strings.Contains(errOut, "out of reach") {
+		t.Fatalf("export of ds@v1 (not pulled) with the remote gone: exit %d, %s", code, errOut)
+	}
+
+	mb := b.mount("")
+	if got, err := os.ReadFile(filepath.Join(mb, "ds@v2/train.bin")); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("ds@v2 through the mount, offline: %v", err)
+	}
+	must(t, os.WriteFile(filepath.Join(mb, "ds/new.txt"), []byte("offline edit\n"), 0o644))
+	if err := os.Mkdir(filepath.Join(mb, "ds@v3"), 0o755); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("a snapshot with the remote gone: %v, want EIO", err)
+	}
+	if out := b.ok("status"); !strings.Contains(out, "out of reach") {
+		t.Fatalf("mlfs status does not say why:\n%s", out)
+	}
+
+	must(t, os.Rename(bucket+".away", bucket)) // back
+	waitFor(t, "a snapshot once the remote is back", 15*time.Second, func() bool {
+		return os.Mkdir(filepath.Join(mb, "ds@v3"), 0o755) == nil
+	})
+	a.ok("pull")
+	dst = t.TempDir()
+	a.ok("export", "ds@v3", dst)
+	if got, _ := os.ReadFile(filepath.Join(dst, "new.txt")); string(got) != "offline edit\n" {
+		t.Fatalf("ds@v3 on the first machine: %q", got)
+	}
+}
