@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -40,7 +41,7 @@ func (s *sys) errno(op string, err error) syscall.Errno {
 		return 0
 	}
 	var e syscall.Errno
-	if errors.As(err, &e) {
+	if errors.As(err, &e) && !errors.As(err, new(*net.OpError)) { // a socket's errno (the remote's) is an I/O error here
 		return e
 	}
 	if errors.Is(err, context.Canceled) {

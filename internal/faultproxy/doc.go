@@ -20,6 +20,10 @@
 //   - Truncate forwards the request and sends the answer's headers, with
 //     the full Content-Length, and the first half of its body, then closes
 //     the connection. Bodies shorter than two bytes are sent whole.
+//   - Cut reads the first half of the request's body and then resets the
+//     connection without forwarding anything: an upload cut off in the
+//     middle, which the server never sees (unlike Reset, where the server
+//     carried the request out). A request without a body is cut at once.
 //
 // # Control
 //

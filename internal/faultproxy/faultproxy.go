@@ -22,6 +22,7 @@ const (
 	Reset
 	Stall
 	Truncate
+	Cut
 )
 
 // DefaultStallFor is how long a Stall holds an answer if Plan.StallFor is
@@ -34,7 +35,7 @@ type Plan struct {
 	Seed uint64
 	// The probability of each fault per request; they should sum to at
 	// most 1.
-	Error, Reset, Stall, Truncate float64
+	Error, Reset, Stall, Truncate, Cut float64
 	// Rule, if set, picks the fault of every request instead of the
 	// probabilities; n counts from 1 the requests that arrived under this
 	// plan while the proxy was enabled.
@@ -52,6 +53,7 @@ type Stats struct {
 	Resets      int64
 	Stalls      int64
 	Truncations int64
+	Cuts        int64
 }
 
 // Proxy is an http.Handler that forwards requests to a target server,
@@ -139,7 +141,7 @@ func (x *Proxy) choose(r *http.Request) (Fault, Plan) {
 		for _, c := range []struct {
 			f Fault
 			p float64
-		}{{Error, p.Error}, {Reset, p.Reset}, {Stall, p.Stall}, {Truncate, p.Truncate}} {
+		}{{Error, p.Error}, {Reset, p.Reset}, {Stall, p.Stall}, {Truncate, p.Truncate}, {Cut, p.Cut}} {
 			if v < c.p {
 				f = c.f
 				break
@@ -154,6 +156,8 @@ func (x *Proxy) choose(r *http.Request) (Fault, Plan) {
 		x.stats.Resets++
 	case Stall:
 		x.stats.Stalls++
+	case Cut:
+		x.stats.Cuts++
 	}
 	return f, p
 }
@@ -163,6 +167,13 @@ func (x *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f == Error {
 		io.Copy(io.Discard, r.Body) // as a server that read the request and refused it
 		p.ErrorResponse(w, r)
+		return
+	}
+	if f == Cut {
+		if r.ContentLength > 0 {
+			io.CopyN(io.Discard, r.Body, r.ContentLength/2)
+		}
+		reset(w)
 		return
 	}
 	resp, body, err := x.forward(r)

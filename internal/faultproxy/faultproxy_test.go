@@ -127,6 +127,21 @@ func TestEachFault(t *testing.T) {
 		}
 	})
 
+	t.Run("cut", func(t *testing.T) {
+		x, u, hits, c := setup(t, only(faultproxy.Cut))
+		req, _ := http.NewRequest(http.MethodPut, u+"/k", bytes.NewReader(payload))
+		if resp, err := c.Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatalf("put through a cut succeeded: %s", resp.Status)
+		}
+		if _, _, err := get(c, u+"/k"); err == nil {
+			t.Fatal("get through a cut succeeded")
+		}
+		if hits.Load() != 0 || x.Stats().Cuts != 2 {
+			t.Fatalf("a cut request must never reach the server: %d hits, stats %+v", hits.Load(), x.Stats())
+		}
+	})
+
 	t.Run("truncate", func(t *testing.T) {
 		x, u, _, c := setup(t, only(faultproxy.Truncate))
 		b, resp, err := get(c, u+"/k")
