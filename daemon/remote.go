@@ -133,11 +133,21 @@ func openAzure(ctx context.Context, rc config.Remote, container, prefix, where s
 // CheckRemote opens the remote rc, which checks that its bucket or folder
 // can be reached with the credentials at hand, and closes it.
 func CheckRemote(ctx context.Context, rc config.Remote) error {
-	rb, err := openBackend(ctx, rc, nil)
-	if err != nil {
-		return err
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
+		}
+		var rb *remoteBackend
+		if rb, err = openBackend(ctx, rc, nil); err == nil {
+			return rb.store.Close()
+		}
+		// Only a passing fault (a 503, a reset) is worth another look.
+		if !s3.Transient(err) && !gcs.Transient(err) && !azure.Transient(err) {
+			return err
+		}
 	}
-	return rb.store.Close()
+	return err
 }
 
 // FsckRemote checks the remote itself, bypassing the local tier: every
