@@ -318,8 +318,19 @@ func CheckRemote(remote string) error {
 	}
 	switch u.Scheme {
 	case "file", "s3", "gs", "az":
-		if u.RawQuery != "" || u.Fragment != "" {
-			return fmt.Errorf("remote %s: settings go in the config (endpoint, region, path_style, account), not in the URL", u.Redacted())
+		if u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+			// The query is left out: it may hold a signature or a SAS token.
+			c := *u
+			c.RawQuery, c.Fragment = "", ""
+			return fmt.Errorf("remote %s?…: settings go in the config (endpoint, region, path_style, account), not in the URL", c.Redacted())
+		}
+		if u.Scheme == "file" && u.Host != "" {
+			return fmt.Errorf("remote %s: a folder's URL is file:///absolute/path (three slashes)", u.Redacted())
+		}
+		for _, seg := range strings.Split(strings.Trim(u.Path, "/"), "/") {
+			if seg == "." || seg == ".." || seg == "" && u.Path != "" && strings.Trim(u.Path, "/") != "" {
+				return fmt.Errorf("remote %s: the path may not hold '.', '..' or empty segments", u.Redacted())
+			}
 		}
 		return nil
 	}

@@ -124,6 +124,9 @@ func TestRemotes(t *testing.T) {
 		"bucket":                   "want file:///path",
 		"s3://key:secret@bucket/p": "credentials do not belong in the URL",
 		"s3://bucket/p?region=x":   "not in the URL",
+		"az://c/p?sv=1&sig=secret": "not in the URL",
+		"s3://b/../escape":         "'..'",
+		"file://relative/path":     "three slashes",
 	} {
 		err := CheckRemote(url)
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -2,17 +2,23 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/mlfs/mlfs/cas"
+	"github.com/mlfs/mlfs/cas/retry"
 )
 
 // reopenEvery is how often a remote that could not be opened is tried
-// again, at most.
+// again, at most; and how long calls fail at once after one found the
+// remote not answering at all.
 const reopenEvery = 5 * time.Second
+
+// openTimeout bounds opening the remote (its first requests).
+const openTimeout = 15 * time.Second
 
 // opened is a remote made ready: its pack store and the wrapped backend
 // beneath it.
@@ -34,30 +40,77 @@ type lazyRemote struct {
 	ready  *opened
 	err    error
 	failed time.Time
+	// Until silentUntil, calls fail at once with silent: a call just spent
+	// every retry on a remote that did not answer, and each of the
+	// mount's requests would wait as long again.
+	silent      error
+	silentUntil time.Time
+	probing     bool // a call was let through to see if the remote answers again
 }
 
-func (l *lazyRemote) get(ctx context.Context) (opened, error) {
+// note looks at the outcome of a call to the remote and returns it. probe
+// says the call was let through while calls fail at once: any answer from
+// the remote, even a refusal, ends that.
+func (l *lazyRemote) note(probe bool, err error) error {
+	timedOut := errors.Is(err, retry.ErrAttemptTimeout)
+	if !timedOut && !probe {
+		return err
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if probe {
+		l.probing = false
+	}
+	if !timedOut {
+		if l.silent != nil {
+			l.log.Info("the remote answers again", "remote", l.where)
+		}
+		l.silent = nil
+		return err
+	}
+	if l.silent == nil {
+		l.log.Error("the remote does not answer; failing its calls at once but one, until it does", "remote", l.where, "err", err)
+	}
+	l.silent = fmt.Errorf("remote %s does not answer (%w); trying again", l.where, err)
+	l.silentUntil = time.Now().Add(reopenEvery)
+	return err
+}
+
+// get returns the remote, opened. While the remote does not answer (see
+// note), it fails at once, but lets one call through at a time, the probe,
+// whose answer ends the outage: so reads work again as soon as the remote
+// does, and only one of them waits on it meanwhile.
+func (l *lazyRemote) get(ctx context.Context) (o opened, probe bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.silent != nil {
+		if l.probing && time.Now().Before(l.silentUntil) {
+			return opened{}, false, l.silent
+		}
+		l.probing, probe = true, true
+		l.silentUntil = time.Now().Add(reopenEvery)
+	}
 	if l.ready != nil {
-		return *l.ready, nil
+		return *l.ready, probe, nil
 	}
 	if l.err != nil && time.Since(l.failed) < reopenEvery {
-		return opened{}, l.err
+		return opened{}, false, l.err
 	}
-	o, err := l.open(ctx)
+	octx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
+	o, err = l.open(octx)
 	if err != nil {
 		if l.err == nil {
 			l.log.Error("cannot open the remote; serving what this machine has, and trying again", "remote", l.where, "err", err)
 		}
 		l.err, l.failed = fmt.Errorf("remote %s is out of reach: %w", l.where, err), time.Now()
-		return opened{}, l.err
+		return opened{}, false, l.err
 	}
 	if l.err != nil {
 		l.log.Info("the remote is reachable again", "remote", l.where)
 	}
 	l.ready, l.err = &o, nil
-	return o, nil
+	return o, false, nil
 }
 
 func (l *lazyRemote) close() error {
@@ -81,117 +134,121 @@ var (
 	_ cas.RefNamer = lazyStore{}
 )
 
-func (s lazyStore) store(ctx context.Context) (cas.Store, error) {
-	o, err := s.l.get(ctx)
+func (s lazyStore) store(ctx context.Context) (cas.Store, bool, error) {
+	o, probe, err := s.l.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if s.packs {
-		return o.packs, nil
+		return o.packs, probe, nil
 	}
-	return o.files, nil
+	return o.files, probe, nil
 }
 
 func (s lazyStore) Get(ctx context.Context, id cas.ID) ([]byte, error) {
-	st, err := s.store(ctx)
+	st, probe, err := s.store(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return st.Get(ctx, id)
+	b, err := st.Get(ctx, id)
+	return b, s.l.note(probe, err)
 }
 
 func (s lazyStore) GetRange(ctx context.Context, id cas.ID, off, length int64) ([]byte, error) {
-	st, err := s.store(ctx)
+	st, probe, err := s.store(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return st.GetRange(ctx, id, off, length)
+	b, err := st.GetRange(ctx, id, off, length)
+	return b, s.l.note(probe, err)
 }
 
 func (s lazyStore) Stat(ctx context.Context, id cas.ID) (int64, error) {
-	st, err := s.store(ctx)
+	st, probe, err := s.store(ctx)
 	if err != nil {
 		return 0, err
 	}
-	return st.Stat(ctx, id)
+	n, err := st.Stat(ctx, id)
+	return n, s.l.note(probe, err)
 }
 
 func (s lazyStore) Put(ctx context.Context, id cas.ID, data []byte) error {
-	st, err := s.store(ctx)
+	st, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}
-	return st.Put(ctx, id, data)
+	return s.l.note(probe, st.Put(ctx, id, data))
 }
 
 func (s lazyStore) List(ctx context.Context, fn func(cas.ID, int64) error) error {
-	st, err := s.store(ctx)
+	st, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}
-	return st.List(ctx, fn)
+	return s.l.note(probe, st.List(ctx, fn))
 }
 
 func (s lazyStore) Delete(ctx context.Context, id cas.ID) error {
-	st, err := s.store(ctx)
+	st, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}
-	return st.Delete(ctx, id)
+	return s.l.note(probe, st.Delete(ctx, id))
 }
 
 func (s lazyStore) CreateRef(ctx context.Context, name string, id cas.ID) error {
-	st, err := s.store(ctx)
+	st, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}
-	return st.CreateRef(ctx, name, id)
+	return s.l.note(probe, st.CreateRef(ctx, name, id))
 }
 
 func (s lazyStore) GetRef(ctx context.Context, name string) (cas.ID, error) {
-	st, err := s.store(ctx)
+	st, probe, err := s.store(ctx)
 	if err != nil {
 		return cas.ID{}, err
 	}
-	return st.GetRef(ctx, name)
+	id, err := st.GetRef(ctx, name)
+	return id, s.l.note(probe, err)
 }
 
 func (s lazyStore) ListRefs(ctx context.Context, prefix string, fn func(string, cas.ID) error) error {
-	st, err := s.store(ctx)
+	st, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}
-	return st.ListRefs(ctx, prefix, fn)
+	return s.l.note(probe, st.ListRefs(ctx, prefix, fn))
 }
 
 func (s lazyStore) ListRefNames(ctx context.Context, prefix string, fn func(string) error) error {
-	st, err := s.store(ctx)
+	st, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}
-	return cas.ListRefNames(ctx, st, prefix, fn)
+	return s.l.note(probe, cas.ListRefNames(ctx, st, prefix, fn))
 }
 
 func (s lazyStore) DeleteRef(ctx context.Context, name string) error {
-	st, err := s.store(ctx)
+	st, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}
-	return st.DeleteRef(ctx, name)
+	return s.l.note(probe, st.DeleteRef(ctx, name))
 }
 
 // Prefetch passes a prefetch on to the pack store, if it is open.
 func (s lazyStore) Prefetch(ctx context.Context, ids []cas.ID) error {
-	st, err := s.store(ctx)
+	st, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}
 	if p, ok := st.(interface {
 		Prefetch(context.Context, []cas.ID) error
 	}); ok {
-		return p.Prefetch(ctx, ids)
+		return s.l.note(probe, p.Prefetch(ctx, ids))
 	}
-	return nil
+	return s.l.note(probe, nil)
 }
 
 // Close closes the remote if it was opened; the two views share it, so

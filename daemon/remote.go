@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -12,12 +13,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/mlfs/mlfs/cas"
 	"github.com/mlfs/mlfs/cas/azure"
 	"github.com/mlfs/mlfs/cas/gcs"
 	"github.com/mlfs/mlfs/cas/local"
 	"github.com/mlfs/mlfs/cas/pack"
+	"github.com/mlfs/mlfs/cas/retry"
 	"github.com/mlfs/mlfs/cas/s3"
 	"github.com/mlfs/mlfs/config"
 	"github.com/mlfs/mlfs/repo"
@@ -75,7 +78,7 @@ func openBare(ctx context.Context, rc config.Remote, log *slog.Logger) (*remoteB
 		// The folder must be there: an unmounted share must not quietly
 		// become an empty remote of this machine's own.
 		if fi, err := os.Stat(u.Path); err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("remote %s: no folder %s (create it, or mount the share it is on)", where, u.Path)
+			return nil, fmt.Errorf("remote %s: no folder %s (create it, or mount the share it is on): %w", where, u.Path, errNoFolder)
 		}
 		st, err := local.Open(u.Path)
 		if err != nil {
@@ -87,6 +90,9 @@ func openBare(ctx context.Context, rc config.Remote, log *slog.Logger) (*remoteB
 		if rc.Region != "" {
 			opts = append(opts, awsconfig.WithRegion(rc.Region))
 		}
+		// The SDK's own log lines (checksums it skips, IMDS fallbacks) are
+		// not the user's business; its errors reach them wrapped in ours.
+		opts = append(opts, awsconfig.WithLogger(logging.Nop{}))
 		acfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("remote %s: AWS configuration: %w", where, err)
@@ -100,6 +106,7 @@ func openBare(ctx context.Context, rc config.Remote, log *slog.Logger) (*remoteB
 			}
 			o.UsePathStyle = rc.PathStyle
 			o.Retryer = aws.NopRetryer{} // cas/retry retries, classified by s3.Transient
+			o.DisableLogOutputChecksumValidationSkipped = true
 		})
 		st, err := s3.Open(ctx, s3.Options{Bucket: u.Host, Prefix: prefix, Client: client})
 		if err != nil {
@@ -177,4 +184,15 @@ func FsckRemote(ctx context.Context, cfg *config.Config, report func(repo.Proble
 	defer rp.Close()
 	st, err := repo.New(rp, nil, "", log).Fsck(ctx, report)
 	return rb.where, st, err
+}
+
+// errNoFolder: a file remote's folder is missing, which is how an
+// unmounted share looks; it may come back.
+var errNoFolder = errors.New("the folder is not there")
+
+// passing reports whether err is a fault that may pass by itself (a
+// timeout, a reset, a 503), not a refusal such as 403 or 404.
+func passing(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errNoFolder) || errors.Is(err, retry.ErrAttemptTimeout) ||
+		s3.Transient(err) || gcs.Transient(err) || azure.Transient(err)
 }

@@ -64,6 +64,14 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) (err error) {
 	if r.Index == nil {
 		return fmt.Errorf("the index %s is held by another mlfs process: is a daemon already running? (mlfs umount its mount point first)", cfg.Paths.IndexDir)
 	}
+	if r.checkRemote != nil {
+		// A remote that refuses us (wrong credentials, no such bucket) is a
+		// mistake to show now; one that is merely out of reach is not: the
+		// daemon serves what it has and tries again.
+		if err := r.checkRemote(ctx); err != nil && !passing(err) {
+			return err
+		}
+	}
 	c, err := openCache(cfg, r, log)
 	if err != nil {
 		return err
@@ -98,7 +106,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) (err error) {
 		}
 	}
 	r.PurgeCache = c.Purge
-	root := fs.New(fs.Options{Repo: r.Repo, Objects: c, Work: work, Runs: runs, Log: log})
+	root := fs.New(fs.Options{Repo: r.Repo, Objects: c, Work: work, Runs: runs, Log: log, Prefetch: r.Shared != nil})
 	r.Work, r.Forget = work, root.Forget
 	r.Status = func() Status {
 		st := Status{PID: os.Getpid(), Started: started, Mount: dir, Store: cfg.Store, Remote: r.RemoteWhere,

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,20 +55,43 @@ type Repo struct {
 	// RemoteRequests counts the requests made to the remote, by operation;
 	// nil without a remote.
 	RemoteRequests func() map[string]int64
+	// checkRemote opens the remote now (it opens on first use otherwise)
+	// and says why it cannot; nil without a remote.
+	checkRemote func(ctx context.Context) error
 	// SyncRuns, set by a daemon with a remote, publishes changed runs
 	// and/or imports new ones now, and counts them.
 	SyncRuns func(ctx context.Context, publish, imp bool) (published, imported int, err error)
 	closers  []func() error
+	log      *slog.Logger
 }
 
-// Close flushes and releases everything, in reverse order of opening.
+// Close flushes and releases everything, in reverse order of opening. With
+// a remote, it logs (at debug level: mlfs -v) the requests made to it.
 func (r *Repo) Close() error {
 	var errs []error
 	for i := len(r.closers) - 1; i >= 0; i-- {
 		errs = append(errs, r.closers[i]())
 	}
+	if r.closers != nil && r.RemoteRequests != nil {
+		r.logRequests()
+	}
 	r.closers = nil
 	return errors.Join(errs...)
+}
+
+// logRequests logs the requests made to the remote since it was opened,
+// by operation (those made at least once) and in all.
+func (r *Repo) logRequests() {
+	counts := r.RemoteRequests()
+	attrs := []any{"remote", r.RemoteWhere}
+	var total int64
+	for _, op := range slices.Sorted(maps.Keys(counts)) {
+		if n := counts[op]; n > 0 {
+			attrs = append(attrs, op, n)
+			total += n
+		}
+	}
+	r.log.Debug("remote requests", append(attrs, "total", total)...)
 }
 
 // OpenRepo assembles the storage stack for cfg. Without a remote:
@@ -86,7 +111,7 @@ func OpenRepo(ctx context.Context, cfg *config.Config, withIndex bool, log *slog
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Repo{Config: cfg, Metrics: prometheus.NewRegistry()}
+	r := &Repo{Config: cfg, Metrics: prometheus.NewRegistry(), log: log}
 	r.PurgeCache = r.purgeOffline
 	be, err := local.Open(cfg.Store)
 	if err != nil {
@@ -215,9 +240,10 @@ func (r *Repo) openShared(ctx context.Context, rc config.Remote, lp *pack.Store,
 		}
 		return counted.Counts()
 	}
-	// Open it now if it can be; if not, the reason is logged once (and
-	// shown by mlfs status) and the remote is tried again when needed.
-	l.get(ctx)
+	r.checkRemote = func(ctx context.Context) error {
+		_, probe, err := l.get(ctx)
+		return l.note(probe, err)
+	}
 	return t, nil
 }
 

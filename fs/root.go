@@ -1,11 +1,13 @@
 package fs
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -35,11 +37,20 @@ type Options struct {
 	ReadAhead int64
 	// Fetchers bounds the background fetches running at once (default 8).
 	Fetchers int
+	// Prefetch has a sequential reader also ask Objects to fetch the
+	// chunks farther ahead, many with one request, if Objects can
+	// Prefetch (the chunk cache over a remote can). For stores whose
+	// requests are slow; over a local disk it only holds memory.
+	Prefetch bool
 	Log      *slog.Logger
 }
 
 // DefaultReadAhead keeps a streaming reader ahead of a store's latency.
 const DefaultReadAhead = 8 << 20
+
+// fetchedBytes bounds the read-ahead results kept in memory for their
+// readers: the read-ahead of a few readers at once.
+func fetchedBytes(readAhead int64) int64 { return 4 * max(readAhead, 0) }
 
 // rootTimeout is how long the kernel may cache the root's entries, which
 // other processes change (a new version by `mlfs add`).
@@ -56,6 +67,8 @@ type sys struct {
 	log       *slog.Logger
 	readAhead int64
 	fetchers  chan struct{}
+	ahead     fetched
+	far       prefetcher // Options.Objects if Options.Prefetch, else nil
 }
 
 // eio logs why an object could not be served and returns EIO (or the
@@ -69,24 +82,132 @@ func (s *sys) eio(what string, id cas.ID, err error) syscall.Errno {
 }
 
 // prefetch fetches id in the background unless all fetchers are busy:
-// read-ahead is a hint, never a queue that grows.
-func (s *sys) prefetch(id cas.ID) {
+// read-ahead is a hint, never a queue that grows. It reports whether id
+// is cached or being fetched; false means try again later.
+func (s *sys) prefetch(id cas.ID) bool {
 	if c, ok := s.objs.(interface{ Has(cas.ID) bool }); ok && c.Has(id) {
-		return // cached already: nothing to fetch
+		return true // cached already: nothing to fetch
 	}
 	select {
 	case s.fetchers <- struct{}{}:
 	default:
-		return
+		return false
 	}
 	go func() {
 		defer func() { <-s.fetchers }()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if _, err := s.objs.Get(ctx, id); err != nil {
+		b, err := s.objs.Get(ctx, id)
+		if err != nil {
 			s.log.Warn("read-ahead failed", "object", id.String(), "err", err)
+			return
+		}
+		s.ahead.put(id, b)
+	}()
+	return true
+}
+
+// prefetchFile fetches, in the background, the file object of the file e
+// and its chunks up to s.readAhead bytes, unless all fetchers are busy
+// (then it returns false), for its reader to take from s.ahead. Objects in
+// the chunk cache are read from it: the reader then need not.
+func (s *sys) prefetchFile(e object.Entry) bool {
+	if s.ahead.has(e.ID) {
+		return true
+	}
+	select {
+	case s.fetchers <- struct{}{}:
+	default:
+		return false
+	}
+	go func() {
+		defer func() { <-s.fetchers }()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		b, err := s.objs.Get(ctx, e.ID)
+		var f *object.File
+		if err == nil {
+			f, err = object.DecodeFile(b)
+		}
+		if err != nil {
+			s.log.Warn("read-ahead failed", "object", e.ID.String(), "err", err)
+			return
+		}
+		s.ahead.put(e.ID, b)
+		var off int64
+		for _, ch := range f.Chunks {
+			if off >= s.readAhead {
+				return
+			}
+			off += int64(ch.Size)
+			b, err := s.objs.Get(ctx, ch.ID)
+			if err != nil {
+				s.log.Warn("read-ahead failed", "object", ch.ID.String(), "err", err)
+				return
+			}
+			s.ahead.put(ch.ID, b)
 		}
 	}()
+	return true
+}
+
+// fetched holds what read-ahead fetched until a reader takes it, at most
+// max bytes (the oldest go first), so that a sequential read is served
+// from memory instead of being read back from the chunk cache's file and
+// verified once more.
+type fetched struct {
+	mu    sync.Mutex
+	max   int64
+	bytes int64
+	byID  map[cas.ID]*list.Element // of order
+	order list.List                // of *fetchedChunk, oldest first
+}
+
+type fetchedChunk struct {
+	id cas.ID
+	b  []byte
+}
+
+func (f *fetched) put(id cas.ID, b []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.byID[id]; ok || int64(len(b)) > f.max {
+		return
+	}
+	if f.byID == nil {
+		f.byID = map[cas.ID]*list.Element{}
+	}
+	f.byID[id] = f.order.PushBack(&fetchedChunk{id, b})
+	f.bytes += int64(len(b))
+	for f.bytes > f.max {
+		f.remove(f.order.Front())
+	}
+}
+
+func (f *fetched) has(id cas.ID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.byID[id]
+	return ok
+}
+
+// take returns the bytes of id and forgets them, if read-ahead fetched it.
+func (f *fetched) take(id cas.ID) ([]byte, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, ok := f.byID[id]
+	if !ok {
+		return nil, false
+	}
+	f.remove(e)
+	return e.Value.(*fetchedChunk).b, true
+}
+
+// remove forgets e; f.mu must be held.
+func (f *fetched) remove(e *list.Element) {
+	c := f.order.Remove(e).(*fetchedChunk)
+	delete(f.byID, c.id)
+	f.bytes -= int64(len(c.b))
 }
 
 // Root is the root of the mount.
@@ -116,8 +237,12 @@ func New(opt Options) *Root {
 	if opt.Fetchers <= 0 {
 		opt.Fetchers = 8
 	}
-	return &Root{sys: &sys{repo: opt.Repo, work: opt.Work, runs: opt.Runs, objs: opt.Objects, log: opt.Log, started: time.Now(),
-		readAhead: opt.ReadAhead, fetchers: make(chan struct{}, opt.Fetchers)}}
+	s := &sys{repo: opt.Repo, work: opt.Work, runs: opt.Runs, objs: opt.Objects, log: opt.Log, started: time.Now(),
+		readAhead: opt.ReadAhead, fetchers: make(chan struct{}, opt.Fetchers), ahead: fetched{max: fetchedBytes(opt.ReadAhead)}}
+	if p, ok := opt.Objects.(prefetcher); ok && opt.Prefetch {
+		s.far = p
+	}
+	return &Root{sys: s}
 }
 
 func (r *Root) OnAdd(ctx context.Context) {
@@ -178,7 +303,7 @@ func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	out.Ino = ino
 	out.SetEntryTimeout(immutable)
 	out.SetAttrTimeout(immutable)
-	return r.sys.newVersionNode(ctx, r.EmbeddedInode(), e, ino, &versionRef{ref: ds + "@" + v.Ref.Version, id: v.ID}), 0
+	return r.sys.newVersionNode(ctx, r.EmbeddedInode(), e, ino, &versionRef{ref: ds + "@" + v.Ref.Version, id: v.ID}, nil, 0), 0
 }
 
 func (r *Root) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {

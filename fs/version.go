@@ -71,16 +71,17 @@ func stableMode(t object.EntryType) uint32 {
 	return syscall.S_IFREG
 }
 
-// newVersionNode makes the node for entry e, a child of parent.
-func (s *sys) newVersionNode(ctx context.Context, parent *gofs.Inode, e object.Entry, ino uint64, ver *versionRef) *gofs.Inode {
+// newVersionNode makes the node for entry e, a child of parent: entry pos
+// of the folder dir, or the root of a version (dir nil).
+func (s *sys) newVersionNode(ctx context.Context, parent *gofs.Inode, e object.Entry, ino uint64, ver *versionRef, dir *versionDir, pos int) *gofs.Inode {
 	var n gofs.InodeEmbedder
 	switch e.Type {
 	case object.TypeDir:
-		n = &versionDir{sys: s, ent: e, ver: ver}
+		n = &versionDir{sys: s, ent: e, ver: ver, last: -1}
 	case object.TypeSymlink:
 		n = &versionLink{ent: e}
 	default:
-		n = &versionFile{sys: s, ent: e, ver: ver}
+		n = &versionFile{sys: s, ent: e, ver: ver, dir: dir, pos: pos}
 	}
 	return parent.NewInode(ctx, n, gofs.StableAttr{Mode: stableMode(e.Type), Ino: ino})
 }
@@ -105,6 +106,10 @@ type versionDir struct {
 
 	mu   sync.Mutex
 	tree *object.Tree
+	// Files opened in name order are read ahead (see opened).
+	last  int // index in tree of the file opened last, -1 before
+	seq   int // how many files in a row were opened in order
+	ahead int // entries below this index were read ahead
 }
 
 var (
@@ -156,8 +161,57 @@ func (d *versionDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 	out.Ino = ino
 	out.SetEntryTimeout(immutable)
 	out.SetAttrTimeout(immutable)
-	return d.sys.newVersionNode(ctx, d.EmbeddedInode(), e, ino, d.ver), 0
+	return d.sys.newVersionNode(ctx, d.EmbeddedInode(), e, ino, d.ver, d, i), 0
 }
+
+// opened notes that the file at index pos of the folder's tree was opened,
+// and when files have been opened in name order for a while (as find,
+// tar, cp -r and most data loaders do), starts fetching the files that
+// follow, up to s.readAhead bytes of them: their file objects and first
+// chunks. A reader of many small files then finds them in memory instead
+// of waiting on the store for each one in turn.
+func (d *versionDir) opened(pos int) {
+	s := d.sys
+	if s.readAhead <= 0 {
+		return
+	}
+	d.mu.Lock()
+	switch {
+	case d.last < pos && pos <= d.last+seqFiles:
+		d.seq++
+	case pos != d.last:
+		d.seq = 0
+	}
+	d.last = pos
+	t := d.tree
+	if d.seq < 2 || t == nil {
+		d.mu.Unlock()
+		return
+	}
+	from := max(d.ahead, pos+1)
+	to := from
+	for bytes := int64(0); to < len(t.Entries) && bytes < s.readAhead; to++ {
+		if e := &t.Entries[to]; e.Type == object.TypeFile {
+			bytes += max(e.Size, 1)
+		}
+	}
+	d.ahead = max(d.ahead, to)
+	d.mu.Unlock()
+	for j := from; j < to; j++ {
+		if e := t.Entries[j]; e.Type == object.TypeFile && !s.prefetchFile(e) {
+			d.mu.Lock() // all fetchers are busy: go on from here next time
+			if d.ahead == to {
+				d.ahead = j
+			}
+			d.mu.Unlock()
+			return
+		}
+	}
+}
+
+// seqFiles is how many entries a file opened after another may be past it
+// and still count as in order: folders between them are skipped.
+const seqFiles = 4
 
 func (d *versionDir) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	entryAttr(&d.ent, &out.Attr)
@@ -237,6 +291,8 @@ type versionFile struct {
 	sys *sys
 	ent object.Entry // ID is the file object
 	ver *versionRef  // nil for a working tree's file
+	dir *versionDir  // the folder; nil for a working tree's file
+	pos int          // index of the file in dir's tree
 
 	mu   sync.Mutex
 	file *object.File
@@ -273,7 +329,11 @@ func (f *versionFile) load(ctx context.Context) syscall.Errno {
 	if f.file != nil {
 		return 0
 	}
-	b, err := f.sys.objs.Get(ctx, f.ent.ID)
+	b, ok := f.sys.ahead.take(f.ent.ID)
+	var err error
+	if !ok {
+		b, err = f.sys.objs.Get(ctx, f.ent.ID)
+	}
 	var file *object.File
 	if err == nil {
 		file, err = object.DecodeFile(b)
@@ -304,6 +364,9 @@ func (f *versionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, 
 		return nil, 0, errno
 	}
 	f.sys.noteRead(ctx, f.ver)
+	if f.dir != nil {
+		f.dir.opened(f.pos)
+	}
 	return &reader{f: f}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
@@ -328,6 +391,8 @@ type reader struct {
 	next   int64          // offset just past the last read
 	seq    int            // how many reads in a row were sequential
 	ahead  int            // chunks below this index were prefetched
+	far    int            // chunks below this index were passed to the store's Prefetch
+	faring bool           // such a Prefetch runs
 }
 
 type recentChunk struct {
@@ -348,7 +413,11 @@ func (r *reader) chunk(ctx context.Context, i int) ([]byte, syscall.Errno) {
 	}
 	r.mu.Unlock()
 	ref := r.f.file.Chunks[i]
-	b, err := r.f.sys.objs.Get(ctx, ref.ID)
+	b, ok := r.f.sys.ahead.take(ref.ID)
+	var err error
+	if !ok {
+		b, err = r.f.sys.objs.Get(ctx, ref.ID)
+	}
 	if err == nil && len(b) != int(ref.Size) {
 		err = fmt.Errorf("chunk is %d bytes, the file object says %d: %w", len(b), ref.Size, cas.ErrCorrupt)
 	}
@@ -412,15 +481,80 @@ func (r *reader) readAhead(i int, off, end int64) {
 		to++
 	}
 	r.ahead = max(r.ahead, to)
+	far := r.farBatch(to, end)
 	r.mu.Unlock()
+	if far != nil {
+		go r.prefetchFar(far)
+	}
 	for j := from; j < to; j++ {
-		s.prefetch(r.f.file.Chunks[j].ID)
+		if !s.prefetch(r.f.file.Chunks[j].ID) {
+			// All fetchers are busy: the next read starts again here,
+			// rather than leave chunk j to be fetched when it is read.
+			r.mu.Lock()
+			if r.ahead == to {
+				r.ahead = j
+			}
+			r.mu.Unlock()
+			return
+		}
 	}
 }
 
 // seqSlack is how far a read may start from where the last one ended and
 // still count as sequential.
 const seqSlack = 1 << 20
+
+// farAhead is how many times s.readAhead past a sequential read the store
+// is asked to have the chunks in memory, with Options.Prefetch: the
+// remote pack store, through the chunk cache and the tiered store, fetches
+// them with few large requests and goes on across packs, where its own
+// read-ahead stops, so the chunk read-ahead seldom waits on the network.
+const farAhead = 4
+
+// prefetcher is a store that can fetch objects ahead of their reads, many
+// with one request (see pack.Store.Prefetch).
+type prefetcher interface {
+	Prefetch(ctx context.Context, ids []cas.ID) error
+}
+
+// farBatch returns the chunks from index to (or from where the last batch
+// ended) up to farAhead*readAhead bytes past end, for the store's
+// Prefetch; nil if the store is not to prefetch, a batch still runs, or
+// the last one reaches far enough still (batches are at least readAhead
+// bytes). r.mu must be held.
+func (r *reader) farBatch(to int, end int64) []cas.ID {
+	s := r.f.sys
+	if s.far == nil || r.faring {
+		return nil
+	}
+	chunks, ends := r.f.file.Chunks, r.f.ends
+	from := max(r.far, to)
+	start := func(j int) int64 { return ends[j] - int64(chunks[j].Size) }
+	limit := end + farAhead*s.readAhead
+	if from >= len(ends) || start(from) >= limit-s.readAhead {
+		return nil
+	}
+	var ids []cas.ID
+	j := from
+	for ; j < len(ends) && start(j) < limit; j++ {
+		ids = append(ids, chunks[j].ID)
+	}
+	r.far, r.faring = j, true
+	return ids
+}
+
+// prefetchFar asks the store to prefetch ids, in the background.
+func (r *reader) prefetchFar(ids []cas.ID) {
+	s := r.f.sys
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.far.Prefetch(ctx, ids); err != nil {
+		s.log.Debug("prefetch failed", "chunks", len(ids), "err", err)
+	}
+	r.mu.Lock()
+	r.faring = false
+	r.mu.Unlock()
+}
 
 // listing is an open folder of a version: its entries, read once. Opened
 // with FOPEN_CACHE_DIR, the kernel keeps the listing, so a second ls or

@@ -469,6 +469,39 @@ func (c *Cache) Has(id cas.ID) bool {
 	return ok
 }
 
+// Prefetch passes the ids that are not cached to the source's Prefetch,
+// if it has one: over a remote, the tiered store's fetches them ahead,
+// many with one request, and keeps them in memory for the Gets that
+// follow, which cache them. Prefetch caches nothing itself; over a source
+// that cannot prefetch it does nothing.
+func (c *Cache) Prefetch(ctx context.Context, ids []cas.ID) error {
+	p, ok := c.src.(interface {
+		Prefetch(context.Context, []cas.ID) error
+	})
+	if !ok {
+		return nil
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return fmt.Errorf("cache: prefetch: %w", errClosed)
+	}
+	var missing []cas.ID
+	for _, id := range ids {
+		if _, ok := c.idx.lookup(id); !ok {
+			missing = append(missing, id)
+		}
+	}
+	c.mu.Unlock()
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := p.Prefetch(ctx, missing); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	return nil
+}
+
 // Purge removes every cached object. Fetches in flight when it is called
 // may still cache theirs after it returns.
 func (c *Cache) Purge() error {

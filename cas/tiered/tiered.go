@@ -114,20 +114,63 @@ func (s *Store) Local() Flusher { return s.o.Local }
 // Remote returns the remote tier.
 func (s *Store) Remote() cas.Store { return s.o.Remote }
 
+// Get reads the local copy if there is one, and the remote's otherwise.
 func (s *Store) Get(ctx context.Context, id cas.ID) ([]byte, error) {
-	b, err := s.o.Local.Get(ctx, id)
+	return s.get(ctx, id, func(st cas.Store) ([]byte, error) { return st.Get(ctx, id) })
+}
+
+func (s *Store) GetRange(ctx context.Context, id cas.ID, off, length int64) ([]byte, error) {
+	return s.get(ctx, id, func(st cas.Store) ([]byte, error) { return st.GetRange(ctx, id, off, length) })
+}
+
+// get reads id with read from the tier that has it. An object the local
+// tier does not know (its Stat, which looks only at what the local store
+// has indexed, misses) is read from the remote first: a miss in the local
+// pack store's Get reloads its index, which lists every pack file on the
+// disk, and a machine reading a version from the remote would pay that
+// for every chunk. Only if the remote lacks the object, or cannot be
+// reached, is the local store asked, in case another process wrote it
+// there since; if it has not, the remote's error is returned.
+func (s *Store) get(ctx context.Context, id cas.ID, read func(cas.Store) ([]byte, error)) ([]byte, error) {
+	if _, err := s.o.Local.Stat(ctx, id); errors.Is(err, cas.ErrNotFound) {
+		b, rerr := read(s.o.Remote)
+		if rerr == nil {
+			return b, nil
+		}
+		b, err := read(s.o.Local)
+		if errors.Is(err, cas.ErrNotFound) {
+			return nil, rerr
+		}
+		return b, err
+	}
+	b, err := read(s.o.Local)
 	if errors.Is(err, cas.ErrNotFound) {
-		return s.o.Remote.Get(ctx, id)
+		return read(s.o.Remote)
 	}
 	return b, err
 }
 
-func (s *Store) GetRange(ctx context.Context, id cas.ID, off, length int64) ([]byte, error) {
-	b, err := s.o.Local.GetRange(ctx, id, off, length)
-	if errors.Is(err, cas.ErrNotFound) {
-		return s.o.Remote.GetRange(ctx, id, off, length)
+// Prefetch passes the ids that the local tier lacks to the remote tier's
+// Prefetch, if it has one (the remote pack store: see pack.Store.Prefetch).
+func (s *Store) Prefetch(ctx context.Context, ids []cas.ID) error {
+	p, ok := s.o.Remote.(interface {
+		Prefetch(context.Context, []cas.ID) error
+	})
+	if !ok {
+		return nil
 	}
-	return b, err
+	var remote []cas.ID
+	for _, id := range ids {
+		if _, err := s.o.Local.Stat(ctx, id); errors.Is(err, cas.ErrNotFound) {
+			remote = append(remote, id)
+		} else if err != nil {
+			return err
+		}
+	}
+	if len(remote) == 0 {
+		return nil
+	}
+	return p.Prefetch(ctx, remote)
 }
 
 func (s *Store) Stat(ctx context.Context, id cas.ID) (int64, error) {

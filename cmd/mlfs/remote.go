@@ -185,9 +185,10 @@ func pushCmd(g *globals) *cobra.Command {
 		Use:   "push [DATASET[@VERSION]...]",
 		Short: "Publish to the remote every version (and, with a daemon, every run) it lacks",
 		Long: `The daemon publishes each version as it is made and each run every few
-seconds, so push is needed only for what was made without a remote, or
-while the remote was out of reach. With arguments, only those datasets'
-versions (or those versions) are published.`,
+seconds, so push is needed only for versions made before the remote was
+added, and for runs that changed while it was out of reach. With
+arguments, only those datasets' versions (or those versions) are
+published.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			refs, err := syncRefs(args)
 			if err != nil {

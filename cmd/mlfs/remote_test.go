@@ -377,3 +377,30 @@ func TestRemoteOutOfReach(t *testing.T) {
 		t.Fatalf("ds@v3 on the first machine: %q", got)
 	}
 }
+
+// A remote that refuses the credentials stops the mount with the reason,
+// and the secret is nowhere in what mlfs prints or logs.
+func TestWrongCredentials(t *testing.T) {
+	needFUSE(t)
+	s := emulators.S3(t)
+	bucket := s.NewBucket(t)
+	in := newInstance(t, "")
+	const wrong = "wrong-secret-0123456789"
+	in.env = append(in.env, "AWS_ACCESS_KEY_ID="+s.AccessKey, "AWS_SECRET_ACCESS_KEY="+wrong, "AWS_REGION="+s.Region)
+	errOut := in.fails("Forbidden", "remote", "add", "team", "s3://"+bucket+"/team", "--endpoint", s.Endpoint, "--path-style")
+	in.ok("remote", "add", "team", "s3://"+bucket+"/team", "--endpoint", s.Endpoint, "--path-style", "--no-check")
+	_, mountErr, code := in.run("mount", filepath.Join(in.home, "ml"))
+	if code == 0 {
+		in.run("umount", filepath.Join(in.home, "ml"))
+		t.Fatal("mount succeeded with credentials the remote refuses")
+	}
+	log, _ := os.ReadFile(filepath.Join(in.home, "data/mlfs/daemon.log"))
+	for what, text := range map[string]string{"remote add": errOut, "mount": mountErr, "the daemon log": string(log)} {
+		if strings.Contains(text, wrong) {
+			t.Errorf("%s shows the secret: %s", what, text)
+		}
+	}
+	if !strings.Contains(mountErr+string(log), "Forbidden") {
+		t.Errorf("the mount's failure does not say why:\n%s\n%s", mountErr, log)
+	}
+}

@@ -2,7 +2,9 @@
 // measurements that need more than a shell: a single-stream BLAKE3 pass,
 // peak RSS of a child process, bytes stored in a local store, a read of a
 // version's file straight from the store (the baseline of a cold read
-// through the mount) and the latency of random reads.
+// through the mount), a download of a bucket's packs with parallel ranged
+// GETs (the baseline of a cold read from a remote) and the latency of
+// random reads.
 package main
 
 import (
@@ -52,7 +54,11 @@ func main() {
 	case "random":
 		err = randomFile(args[0], size(args[1]), rand.NewChaCha8([32]byte{7}))
 	case "smallfiles":
-		err = genSmallFiles(args[0], int(size(args[1])), int(size(args[2])))
+		var each int
+		if len(args) > 3 {
+			each = int(size(args[3]))
+		}
+		err = genSmallFiles(args[0], int(size(args[1])), int(size(args[2])), each)
 	case "storeread":
 		err = storeRead(args[0], args[1], args[2])
 	case "randread":
@@ -61,6 +67,8 @@ func main() {
 		err = ingest(args)
 	case "latency":
 		err = latency(args[0], args[1], args[2], args[3], int(size(args[4])))
+	case "s3get":
+		err = s3Get(args[0], args[1], args[2], int(size(args[3])), size(args[4]))
 	case "mkruns":
 		prefix := "b"
 		if len(args) > 3 {
@@ -78,9 +86,9 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage: benchtool csv PATH SIZE | insert IN OUT | mixed DIR SIZE | hash DIR | run CMD... | storebytes STORE
-       | random PATH SIZE | smallfiles DIR FILES FOLDERS | storeread STORE DATASET@VERSION PATH | randread FILE N
+       | random PATH SIZE | smallfiles DIR FILES FOLDERS [SIZE] | storeread STORE DATASET@VERSION PATH | randread FILE N
        | ingest PATH POINTS [SOCKET RUN METRIC] | mkruns RUNSDIR RUNS METRICS [PREFIX]
-       | latency PATH SOCKET RUN METRIC N`)
+       | latency PATH SOCKET RUN METRIC N | s3get ENDPOINT BUCKET PREFIX PARALLEL RANGE_BYTES`)
 	os.Exit(2)
 }
 
@@ -258,9 +266,10 @@ func storeBytes(store string) error {
 	return err
 }
 
-// genSmallFiles writes files of 1-4 KiB of JSON-like text spread evenly
-// over folders, like the label files of an image data set.
-func genSmallFiles(dir string, files, folders int) error {
+// genSmallFiles writes files of 1-4 KiB of JSON-like text (each of size
+// bytes, if size is positive) spread evenly over folders, like the label
+// files of an image data set.
+func genSmallFiles(dir string, files, folders, size int) error {
 	prng := rand.New(rand.NewPCG(5, 6))
 	var b bytes.Buffer
 	for i := 0; i < files; i++ {
@@ -272,10 +281,17 @@ func genSmallFiles(dir string, files, folders int) error {
 		}
 		b.Reset()
 		target := 1<<10 + prng.IntN(3<<10)
+		if size > 0 {
+			target = size
+		}
 		for b.Len() < target {
 			fmt.Fprintf(&b, "{\"id\": %d, \"label\": %q, \"score\": %.5f}\n", prng.IntN(1e6), species[prng.IntN(3)], prng.Float64())
 		}
-		if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%06d.json", i)), b.Bytes(), 0o644); err != nil {
+		data := b.Bytes()
+		if size > 0 {
+			data = data[:size]
+		}
+		if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%06d.json", i)), data, 0o644); err != nil {
 			return err
 		}
 	}
