@@ -125,7 +125,7 @@ func TestReadAheadPrefetchesFar(t *testing.T) {
 			eventually(t, "a prefetch to end", func() bool {
 				r.mu.Lock()
 				defer r.mu.Unlock()
-				return !r.faring
+				return r.faring == 0
 			})
 		}
 	}

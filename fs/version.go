@@ -392,7 +392,7 @@ type reader struct {
 	seq    int            // how many reads in a row were sequential
 	ahead  int            // chunks below this index were prefetched
 	far    int            // chunks below this index were passed to the store's Prefetch
-	faring bool           // such a Prefetch runs
+	faring int            // such Prefetches running
 }
 
 type recentChunk struct {
@@ -509,7 +509,12 @@ const seqSlack = 1 << 20
 // remote pack store, through the chunk cache and the tiered store, fetches
 // them with few large requests and goes on across packs, where its own
 // read-ahead stops, so the chunk read-ahead seldom waits on the network.
-const farAhead = 4
+const farAhead = 5
+
+// farBatches is how many Prefetches of one reader may run at once, each of
+// about s.readAhead bytes: enough requests in flight to fill a link whose
+// every request takes a while, as parallel ranged GETs do.
+const farBatches = 4
 
 // prefetcher is a store that can fetch objects ahead of their reads, many
 // with one request (see pack.Store.Prefetch).
@@ -518,13 +523,13 @@ type prefetcher interface {
 }
 
 // farBatch returns the chunks from index to (or from where the last batch
-// ended) up to farAhead*readAhead bytes past end, for the store's
-// Prefetch; nil if the store is not to prefetch, a batch still runs, or
-// the last one reaches far enough still (batches are at least readAhead
-// bytes). r.mu must be held.
+// ended), about readAhead bytes of them and up to farAhead*readAhead bytes
+// past end, for the store's Prefetch; nil if the store is not to prefetch,
+// farBatches of them run, or the last one reaches far enough still. r.mu
+// must be held.
 func (r *reader) farBatch(to int, end int64) []cas.ID {
 	s := r.f.sys
-	if s.far == nil || r.faring {
+	if s.far == nil || r.faring >= farBatches {
 		return nil
 	}
 	chunks, ends := r.f.file.Chunks, r.f.ends
@@ -534,12 +539,14 @@ func (r *reader) farBatch(to int, end int64) []cas.ID {
 	if from >= len(ends) || start(from) >= limit-s.readAhead {
 		return nil
 	}
+	limit = min(limit, start(from)+s.readAhead)
 	var ids []cas.ID
 	j := from
 	for ; j < len(ends) && start(j) < limit; j++ {
 		ids = append(ids, chunks[j].ID)
 	}
-	r.far, r.faring = j, true
+	r.far = j
+	r.faring++
 	return ids
 }
 
@@ -552,7 +559,7 @@ func (r *reader) prefetchFar(ids []cas.ID) {
 		s.log.Debug("prefetch failed", "chunks", len(ids), "err", err)
 	}
 	r.mu.Lock()
-	r.faring = false
+	r.faring--
 	r.mu.Unlock()
 }
 

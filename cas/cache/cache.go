@@ -61,14 +61,54 @@ type Cache struct {
 	cancel  context.CancelFunc
 	fills   sync.WaitGroup
 
-	mu     sync.Mutex // guards idx, closed, and every rename or removal in objects/
+	mu     sync.Mutex // guards idx, closed, pending, and every removal in objects/
 	idx    *lru
 	closed bool
+
+	// trusted: the source verifies what its Get returns (SourceVerifies),
+	// so a fetch is not hashed again.
+	trusted bool
+	// With write-behind (WriteBehind), fetched objects wait in pending
+	// (guarded by mu), at most behindMax bytes of them, for the writers
+	// to put them on disk; Gets find them there meanwhile.
+	behindMax    int64
+	pending      map[cas.ID][]byte
+	pendingBytes int64
+	writes       chan cas.ID
+	writers      sync.WaitGroup
 
 	hits, misses, fetches, fetched, evictions, dropped atomic.Int64
 }
 
 var _ cas.Getter = (*Cache)(nil)
+
+// An Option changes how a Cache works; see New.
+type Option func(*Cache)
+
+// SourceVerifies says that the source's Get verifies what it returns, as
+// cas.Getter promises and every store in this module does (the pack store
+// hashes each blob it reads): the cache then does not hash a fetched
+// object again before it returns and stores it. Without it, a source that
+// breaks the promise cannot hand a wrong byte through the cache. What is
+// read back from the cache's disk is always verified.
+func SourceVerifies() Option { return func(c *Cache) { c.trusted = true } }
+
+// WriteBehind makes a fetch return as soon as the object is fetched and
+// leaves writing it to disk to background writers, with up to maxBytes of
+// objects waiting for them (held in memory, and served from there); a fetch
+// that finds that much waiting writes its object itself. For sources whose
+// fetches the reader waits on: the disk write is then off its path. Close
+// and Flush wait for the writes.
+func WriteBehind(maxBytes int64) Option {
+	return func(c *Cache) {
+		if maxBytes > 0 {
+			c.behindMax = maxBytes
+		}
+	}
+}
+
+// writers is how many goroutines write objects behind, with WriteBehind.
+const writers = 2
 
 // New opens (creating if needed) a cache in dir holding at most maxBytes of
 // objects fetched from src. It removes leftover temp files and rebuilds the
@@ -76,7 +116,7 @@ var _ cas.Getter = (*Cache)(nil)
 // maxBytes if the bound shrank. One Cache at a time may use dir: a second
 // New fails until the first is closed, also across processes. A nil log
 // discards.
-func New(dir string, maxBytes int64, src cas.Getter, log *slog.Logger) (*Cache, error) {
+func New(dir string, maxBytes int64, src cas.Getter, log *slog.Logger, opts ...Option) (*Cache, error) {
 	if maxBytes <= 0 {
 		return nil, fmt.Errorf("cache %s: size %d bytes: must be positive", dir, maxBytes)
 	}
@@ -98,6 +138,9 @@ func New(dir string, maxBytes int64, src cas.Getter, log *slog.Logger) (*Cache, 
 		log:     log,
 		idx:     newLRU(),
 	}
+	for _, o := range opts {
+		o(c)
+	}
 	if err := c.open(abs); err != nil {
 		if c.lock != nil {
 			c.lock.Close()
@@ -105,6 +148,13 @@ func New(dir string, maxBytes int64, src cas.Getter, log *slog.Logger) (*Cache, 
 		return nil, fmt.Errorf("cache %s: %w", abs, err)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if c.behindMax > 0 {
+		c.pending = map[cas.ID][]byte{}
+		c.writes = make(chan cas.ID, 4096)
+		for range writers {
+			c.writers.Go(c.writeBehind)
+		}
+	}
 	log.Debug("cache opened", "dir", abs, "objects", c.idx.len(), "bytes", c.idx.bytes, "max_bytes", maxBytes)
 	return c, nil
 }
@@ -124,13 +174,10 @@ func (c *Cache) open(dir string) error {
 		}
 		return fmt.Errorf("lock: %w", err)
 	}
-	// Temp files are ours alone (we hold the lock): any left are from a
-	// crash and can never be completed.
+	// Objects were once written to tmp/ and renamed into place; what a
+	// crash left there can never be completed.
 	if err := os.RemoveAll(c.tmp); err != nil {
 		return fmt.Errorf("remove leftover temp files: %w", err)
-	}
-	if err := os.Mkdir(c.tmp, 0o700); err != nil {
-		return err
 	}
 	if err := os.MkdirAll(c.objects, 0o700); err != nil {
 		return err
@@ -251,6 +298,10 @@ func (c *Cache) readCached(id cas.ID) ([]byte, bool, error) {
 		c.mu.Unlock()
 		return nil, false, errClosed
 	}
+	if b, ok := c.pending[id]; ok {
+		c.mu.Unlock()
+		return bytes.Clone(b), true, nil // verified when fetched; the caller owns its copy
+	}
 	i, ok := c.idx.lookup(id)
 	if !ok {
 		c.mu.Unlock()
@@ -266,8 +317,9 @@ func (c *Cache) readCached(id cas.ID) ([]byte, bool, error) {
 	}
 	c.mu.Unlock()
 
-	// Reading outside the lock is safe: files are only ever renamed into
-	// place whole or removed, and a file removed while open stays readable.
+	// Reading outside the lock is safe: an indexed file is whole unless
+	// it was evicted and is being written again (or torn by a crash), and
+	// then the size check or the verification below catches it.
 	p := c.path(id)
 	b, err := readFile(p, size)
 	if err == nil {
@@ -351,13 +403,79 @@ func (c *Cache) fill(ctx context.Context, id cas.ID) ([]byte, error) {
 	}
 	c.fetches.Add(1)
 	c.fetched.Add(int64(len(b)))
-	// The source's Get verifies too, but a file cached wrong would be
-	// served wrong until evicted; one more hash is cheap beside a fetch.
-	if err := id.Verify(b); err != nil {
-		return nil, fmt.Errorf("fetch: %w", err)
+	if !c.trusted {
+		// Not hashed again by a source that is known to verify (see
+		// SourceVerifies); otherwise a wrong object would be returned now.
+		if err := id.Verify(b); err != nil {
+			return nil, fmt.Errorf("fetch: %w", err)
+		}
 	}
-	c.store(id, b)
+	if !c.queue(id, b) {
+		c.store(id, b)
+	}
 	return b, nil
+}
+
+// queue leaves b, fetched as id, to the writers, and reports whether it
+// did: not without WriteBehind, nor when they have enough waiting.
+func (c *Cache) queue(id cas.ID, b []byte) bool {
+	size := int64(len(b))
+	if c.behindMax == 0 || size > c.max {
+		return false
+	}
+	own := bytes.Clone(b) // the caller owns b; copied outside the lock
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	if _, ok := c.pending[id]; ok {
+		return true
+	}
+	if c.pendingBytes+size > c.behindMax {
+		return false
+	}
+	select {
+	case c.writes <- id:
+	default:
+		return false
+	}
+	c.pending[id] = own
+	c.pendingBytes += size
+	return true
+}
+
+// writeBehind is a writer: it stores the objects queued until Close.
+func (c *Cache) writeBehind() {
+	for id := range c.writes {
+		c.mu.Lock()
+		b, ok := c.pending[id]
+		c.mu.Unlock()
+		if !ok {
+			continue // purged
+		}
+		c.store(id, b)
+		c.mu.Lock()
+		if _, ok := c.pending[id]; ok {
+			delete(c.pending, id)
+			c.pendingBytes -= int64(len(b))
+		}
+		c.mu.Unlock()
+	}
+}
+
+// Flush waits until the objects fetched so far are on disk (see
+// WriteBehind); without write-behind they already are.
+func (c *Cache) Flush() {
+	for {
+		c.mu.Lock()
+		n := len(c.pending)
+		c.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // store caches b as id, evicting as needed. Failing to store is not an
@@ -368,41 +486,42 @@ func (c *Cache) store(id cas.ID, b []byte) {
 		c.log.Debug("cache: object larger than the cache, not cached", "object", id.String(), "bytes", size)
 		return
 	}
-	tmp, err := c.writeTemp(id, b)
-	if err != nil {
+	c.mu.Lock()
+	if i, ok := c.idx.lookup(id); ok {
+		c.idx.moveToFront(i)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	// Written in place, not renamed into place: the file is indexed only
+	// once whole, and a reader that finds it otherwise (torn by a crash,
+	// or rewritten after an eviction) fails to verify it and fetches.
+	p := c.path(id)
+	if err := writeFile(p, b); err != nil {
+		os.Remove(p)
 		c.log.Warn("cache: cannot store an object; serving it uncached", "object", id.String(), "err", err)
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if i, ok := c.idx.lookup(id); ok {
-		os.Remove(tmp)
-		c.idx.moveToFront(i)
+		c.idx.moveToFront(i) // stored meanwhile, with the same bytes
 		return
 	}
 	c.evictFor(size)
-	if err := os.Rename(tmp, c.path(id)); err != nil {
-		os.Remove(tmp)
-		c.log.Warn("cache: cannot store an object; serving it uncached", "object", id.String(), "err", err)
-		return
-	}
 	c.idx.add(id, size, time.Now().UnixNano())
 }
 
-func (c *Cache) writeTemp(id cas.ID, b []byte) (string, error) {
-	f, err := os.CreateTemp(c.tmp, id.Short()+"-*")
+func writeFile(p string, b []byte) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return "", err
+		return err
 	}
 	_, err = f.Write(b)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
+	return err
 }
 
 // evictFor removes least recently used objects until size more bytes fit.
@@ -465,6 +584,9 @@ func (c *Cache) Stat(ctx context.Context, id cas.ID) (int64, error) {
 func (c *Cache) Has(id cas.ID) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, ok := c.pending[id]; ok {
+		return true
+	}
 	_, ok := c.idx.lookup(id)
 	return ok
 }
@@ -488,7 +610,8 @@ func (c *Cache) Prefetch(ctx context.Context, ids []cas.ID) error {
 	}
 	var missing []cas.ID
 	for _, id := range ids {
-		if _, ok := c.idx.lookup(id); !ok {
+		_, waiting := c.pending[id]
+		if _, ok := c.idx.lookup(id); !ok && !waiting {
 			missing = append(missing, id)
 		}
 	}
@@ -502,14 +625,17 @@ func (c *Cache) Prefetch(ctx context.Context, ids []cas.ID) error {
 	return nil
 }
 
-// Purge removes every cached object. Fetches in flight when it is called
-// may still cache theirs after it returns.
+// Purge removes every cached object, also those waiting to be written.
+// Fetches in flight when it is called may still cache theirs after it
+// returns.
 func (c *Cache) Purge() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return fmt.Errorf("cache: purge: %w", errClosed)
 	}
+	clear(c.pending) // the writers skip what is no longer waiting
+	c.pendingBytes = 0
 	var errs []error
 	for id, i := range c.idx.byID {
 		if err := os.Remove(c.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -542,8 +668,8 @@ func (c *Cache) Stats() Stats {
 	}
 }
 
-// Close cancels fetches in flight, waits for them, and releases the
-// directory. It does not close the source. Calls after Close fail.
+// Close cancels fetches in flight, waits for them and for the objects
+// waiting to be written, and releases the directory. It does not close the source. Calls after Close fail.
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -554,6 +680,10 @@ func (c *Cache) Close() error {
 	c.mu.Unlock()
 	c.cancel()
 	c.fills.Wait()
+	if c.writes != nil {
+		close(c.writes) // no fill is left to queue more
+		c.writers.Wait()
+	}
 	if err := c.lock.Close(); err != nil {
 		return fmt.Errorf("cache: close: %w", err)
 	}

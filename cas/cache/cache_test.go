@@ -486,7 +486,12 @@ func TestReopen(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// A temp file of an earlier version of the cache, which wrote objects
+	// to tmp/ and renamed them into place.
 	leftover := filepath.Join(dir, "tmp", "0123456789ab-crashed")
+	if err := os.MkdirAll(filepath.Dir(leftover), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(leftover, []byte("half an object"), 0o600); err != nil {
 		t.Fatal(err)
 	}

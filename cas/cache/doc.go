@@ -17,20 +17,30 @@
 //	lock            flock'd while a Cache is open: one user of dir at a time
 //	objects/ab/<id> one file per object, named by its 64 hex digit id and
 //	                fanned out by the first two digits
-//	tmp/            objects being written; emptied by New
 //
 // # Never wrong, sometimes forgetful
 //
-// An object is written to tmp/ and renamed into objects/, so no file
-// appears under its final name half written. Nothing is fsynced: after a
-// crash a file may be empty or torn, and that is fine, because every read
-// from disk is verified against the id before a byte is returned. A file
-// that fails is removed, logged, and fetched again. The cache may lose
+// An object is written in place and indexed once it is whole; a rename
+// into place would make each object cost two more metadata operations,
+// and is not needed, because every read from disk is verified against the
+// id before a byte is returned. Nothing is fsynced: after a crash a file
+// may be empty or torn, and that is fine: it fails verification when it is
+// first read, and is removed, logged and fetched again. The cache may lose
 // entries in a crash; it never serves wrong bytes. Objects from the source
-// are verified too before they are cached, so a bad source cannot poison
-// the cache; they are returned as an error wrapping cas.ErrCorrupt and not
-// kept. Verifying costs one BLAKE3 pass per read (about 25 µs for a 64 KiB
-// chunk), a fair price for a filesystem that must not return wrong data.
+// are verified before they are cached, so a bad source cannot poison the
+// cache (they are returned as an error wrapping cas.ErrCorrupt and not
+// kept), by the source itself if it says so (SourceVerifies: the stores of
+// this module hash every object they read, and one pass is enough) or by
+// the cache. Verifying costs one BLAKE3 pass per read (about 25 µs for a
+// 64 KiB chunk), a fair price for a filesystem that must not return wrong
+// data.
+//
+// # Write-behind
+//
+// With WriteBehind, a fetched object is returned at once and written to
+// disk by background writers, a bounded number of bytes behind; until it
+// is written, Gets are served from memory. A reader of a remote then does
+// not wait on the local disk as well as on the network.
 //
 // # One fetch per object
 //
