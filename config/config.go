@@ -29,7 +29,7 @@ import (
 // Config is the content of config.toml.
 type Config struct {
 	// Store is the folder of the local store. Default: <data>/store.
-	Store string `toml:"store"`
+	Store string `toml:"store,omitempty"`
 	// Remote is the shared remote the daemon publishes to and reads from:
 	// the name of one of Remotes, or a URL (file://, s3://, gs://, az://);
 	// empty for none.
@@ -139,23 +139,15 @@ func Locate(env Env) (Paths, error) {
 	return p, nil
 }
 
-// Load reads the config file (if any) and applies MLFS_* variables.
+// Load reads the config file (if any) and applies MLFS_* variables and
+// defaults: the settings in effect. Commands that change the file use
+// LoadFile instead, since Save writes every value a Config holds.
 func Load(env Env) (*Config, error) {
-	paths, err := Locate(env)
+	c, err := LoadFile(env)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	}
-	c := &Config{}
-	b, err := os.ReadFile(paths.ConfigFile)
-	switch {
-	case err == nil:
-		if err := Parse(b, c); err != nil {
-			return nil, fmt.Errorf("config %s: %w", paths.ConfigFile, err)
-		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	c.Paths = paths
+	paths := c.Paths
 	var fromEnv []string
 	for name, field := range map[string]*string{
 		"MLFS_STORE": &c.Store, "MLFS_REMOTE": &c.Remote, "MLFS_MOUNT": &c.Mount, "MLFS_CACHE_SIZE": &c.CacheSize,
@@ -191,6 +183,32 @@ func Load(env Env) (*Config, error) {
 			}
 		}
 		return nil, err
+	}
+	return c, nil
+}
+
+// LoadFile reads the config file alone, strictly, as Load does, but with
+// neither MLFS_* variables nor defaults applied, and unchecked (so that an
+// edit can repair it): the values the user wrote, and nothing else. It is
+// for the commands that edit the file (mlfs remote add, mlfs remote rm):
+// they change what they edit and Save the rest as it was, where saving a
+// Config from Load would make permanent whatever the environment and the
+// defaults said that day. A missing file is an empty config; Paths is set
+// either way.
+func LoadFile(env Env) (*Config, error) {
+	paths, err := Locate(env)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c := &Config{Paths: paths}
+	b, err := os.ReadFile(paths.ConfigFile)
+	switch {
+	case err == nil:
+		if err := Parse(b, c); err != nil {
+			return nil, fmt.Errorf("config %s: %w", paths.ConfigFile, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	return c, nil
 }
@@ -293,6 +311,26 @@ func (c *Config) RemoteSettings() (r Remote, err error) {
 	return r, nil
 }
 
+// ErrNoSuchRemote is returned by RemoveRemote for a name the config lacks.
+var ErrNoSuchRemote = errors.New("no such remote")
+
+// RemoveRemote forgets the named remote. If Remote names it (the daemon
+// uses it), Remote is unset too, as git remote rm drops the settings that
+// name the remote it removes: a config whose remote names no remote fails
+// to load, which would stop every command. It reports whether Remote was
+// unset. Save writes the change.
+func (c *Config) RemoveRemote(name string) (unset bool, err error) {
+	if _, ok := c.Remotes[name]; !ok {
+		return false, fmt.Errorf("remote %s: %w", name, ErrNoSuchRemote)
+	}
+	delete(c.Remotes, name)
+	if c.Remote != name {
+		return false, nil
+	}
+	c.Remote = ""
+	return true, nil
+}
+
 // CheckRemoteName validates the name of a remote.
 func CheckRemoteName(name string) error {
 	if name == "" || len(name) > 64 || strings.Contains(name, "://") {
@@ -351,7 +389,17 @@ func redact(remote string, u *url.URL) string {
 	return remote
 }
 
-// Save writes c to its config file, atomically.
+// Save writes c to its config file, atomically: every setting c holds,
+// and only those (empty ones are left out). To change the file and keep
+// the rest of it as the user wrote it, edit a Config from LoadFile; one
+// from Load also holds the defaults and the MLFS_* values, which Save
+// would write as if the user had (mlfs init does so on purpose: it writes
+// the settings in effect). The MLFS_REMOTE_* overrides are never written.
+//
+// The file is rewritten, not patched: the TOML library
+// (github.com/BurntSushi/toml) decodes into a struct and encodes one, and
+// keeps neither comments nor the order of keys, so the user's comments
+// are lost; the values all survive, as unknown keys are refused on load.
 func (c *Config) Save() error {
 	var sb strings.Builder
 	sb.WriteString("# mlfs configuration; see the README for every setting.\n")

@@ -1,10 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -214,4 +217,187 @@ func FuzzCheckRemote(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Removing the remote the daemon uses unsets it: the config never names
+// a remote it lacks, and loads again.
+func TestRemoveRemote(t *testing.T) {
+	home := t.TempDir()
+	env := envOf(map[string]string{"HOME": home})
+	c, err := Load(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Remote = "team"
+	c.Remotes = map[string]Remote{"team": {URL: "s3://b/team"}, "lab": {URL: "file:///srv/lab"}}
+	if unset, err := c.RemoveRemote("lab"); err != nil || unset {
+		t.Fatalf("remove another remote than the daemon's: unset %v, %v", unset, err)
+	}
+	if c.Remote != "team" {
+		t.Fatalf("removing lab changed the daemon's remote to %q", c.Remote)
+	}
+	if unset, err := c.RemoveRemote("team"); err != nil || !unset {
+		t.Fatalf("remove the daemon's remote: unset %v, %v; want it unset", unset, err)
+	}
+	if _, err := c.RemoveRemote("team"); !errors.Is(err, ErrNoSuchRemote) {
+		t.Fatalf("remove it again: %v, want ErrNoSuchRemote", err)
+	}
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load(env)
+	if err != nil {
+		t.Fatalf("the config after removing the daemon's remote: %v", err)
+	}
+	if c.Remote != "" || len(c.Remotes) != 0 {
+		t.Fatalf("after a round trip: remote %q, remotes %v", c.Remote, c.Remotes)
+	}
+}
+
+// An edit saves the file's own values: a value from an MLFS_* variable
+// stays in the environment, and the file's value under it survives.
+func TestEditLeavesEnvValuesOut(t *testing.T) {
+	d := t.TempDir()
+	env := map[string]string{"HOME": d}
+	file := filepath.Join(d, ".config/mlfs/config.toml")
+	must(t, os.MkdirAll(filepath.Dir(file), 0o755))
+	must(t, os.WriteFile(file, []byte("cache_size = \"10GiB\"\n"), 0o644))
+	for k, v := range map[string]string{"MLFS_CACHE_SIZE": "1GiB", "MLFS_STORE": "/from/env", "MLFS_MOUNT": "/mnt/env",
+		"MLFS_RUNS_KILLED_AFTER": "3m", "MLFS_REMOTE": "s3://env/p", "MLFS_REMOTE_ENDPOINT": "http://127.0.0.1:9",
+		"MLFS_REMOTE_REGION": "eu-west-9", "MLFS_REMOTE_PATH_STYLE": "true", "MLFS_REMOTE_ACCOUNT": "envacct", "MLFS_REMOTE_TIMEOUT": "7s"} {
+		env[k] = v
+	}
+	if c, err := Load(envOf(env)); err != nil || c.CacheSize != "1GiB" || c.Store != "/from/env" {
+		t.Fatalf("the settings in effect: %+v, %v; want the environment's", c, err)
+	}
+	c, err := LoadFile(envOf(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Remotes = map[string]Remote{"lab": {URL: "file:///srv/lab"}}
+	must(t, c.Save())
+	b, err := os.ReadFile(file)
+	must(t, err)
+	for _, v := range []string{"1GiB", "/from/env", "/mnt/env", "3m", "s3://env/p", "127.0.0.1", "eu-west-9", "path_style", "envacct", "7s"} {
+		if strings.Contains(string(b), v) {
+			t.Errorf("the saved config holds %q, from the environment:\n%s", v, b)
+		}
+	}
+	if !strings.Contains(string(b), `cache_size = "10GiB"`) || !strings.Contains(string(b), "file:///srv/lab") {
+		t.Errorf("the saved config lost the file's cache_size or the edit:\n%s", b)
+	}
+}
+
+// An edit saves no default: a setting the file never had stays unset,
+// and follows the default (here the data folder) wherever it goes.
+func TestEditLeavesDefaultsOut(t *testing.T) {
+	d := t.TempDir()
+	env := map[string]string{"XDG_CONFIG_HOME": d + "/c", "XDG_DATA_HOME": d + "/d", "XDG_CACHE_HOME": d + "/k"}
+	c, err := LoadFile(envOf(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store != "" || c.Mount != "" || c.Paths.ConfigFile != d+"/c/mlfs/config.toml" {
+		t.Fatalf("LoadFile without a file: %+v; want no settings, and the paths", c)
+	}
+	c.Remote = "team"
+	c.Remotes = map[string]Remote{"team": {URL: "s3://b/team"}}
+	must(t, c.Save())
+	b, err := os.ReadFile(c.Paths.ConfigFile)
+	must(t, err)
+	for _, key := range []string{"store", "mount", "cache_size", "runs_killed_after"} {
+		if strings.Contains(string(b), key+" =") {
+			t.Errorf("the saved config sets %s, a default:\n%s", key, b)
+		}
+	}
+	env["XDG_DATA_HOME"] = d + "/moved"
+	c, err = Load(envOf(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store != d+"/moved/mlfs/store" || c.Mount != "/mnt/ml" || c.Remote != "team" {
+		t.Fatalf("after the edit: store %q, mount %q, remote %q; want the defaults and the edit", c.Store, c.Mount, c.Remote)
+	}
+}
+
+// An edit changes what it edits and keeps every other key of the file,
+// whatever the environment says.
+func TestEditKeepsTheOtherKeys(t *testing.T) {
+	d := t.TempDir()
+	env := map[string]string{"HOME": d, "MLFS_STORE": "/from/env", "MLFS_CACHE_SIZE": "1GiB", "MLFS_REMOTE": "s3://env/p",
+		"MLFS_REMOTE_TIMEOUT": "7s"}
+	file := filepath.Join(d, ".config/mlfs/config.toml")
+	must(t, os.MkdirAll(filepath.Dir(file), 0o755))
+	must(t, os.WriteFile(file, []byte(`store = "/srv/store"
+remote = "team"
+mount = "/mnt/data"
+cache_size = "10%"
+runs_killed_after = "20m"
+
+[remotes.team]
+url = "s3://ml/team"
+endpoint = "http://minio:9000"
+region = "eu-west-1"
+path_style = true
+timeout = "1m"
+
+[remotes.az]
+url = "az://c/p"
+account = "acct"
+`), 0o644))
+	// The file as written, read with no MLFS_* variable.
+	fileEnv := envOf(map[string]string{"HOME": d})
+	before, err := LoadFile(fileEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Store != "/srv/store" || before.CacheSize != "10%" || len(before.Remotes) != 2 {
+		t.Fatalf("the file as written: %+v", before)
+	}
+	c, err := LoadFile(envOf(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Remotes["lab"] = Remote{URL: "file:///srv/lab"}
+	must(t, c.Save())
+	after, err := LoadFile(fileEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *before
+	want.Remotes = maps.Clone(before.Remotes)
+	want.Remotes["lab"] = Remote{URL: "file:///srv/lab"}
+	if !reflect.DeepEqual(*after, want) {
+		t.Fatalf("after adding a remote:\n got %+v\nwant %+v", *after, want)
+	}
+
+	// Removing one keeps the rest too.
+	if _, err := after.RemoveRemote("az"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, after.Save())
+	again, err := LoadFile(fileEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(want.Remotes, "az")
+	if !reflect.DeepEqual(*again, want) {
+		t.Fatalf("after removing a remote:\n got %+v\nwant %+v", *again, want)
+	}
+	// And the settings in effect are still the environment's over the file's.
+	eff, err := Load(envOf(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := eff.RemoteSettings(); eff.Store != "/from/env" || eff.CacheSize != "1GiB" || eff.Mount != "/mnt/data" ||
+		err != nil || r.URL != "s3://env/p" || r.Timeout != "7s" {
+		t.Fatalf("the settings in effect after the edits: %+v, remote %+v, %v", eff, r, err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }

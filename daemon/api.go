@@ -286,6 +286,7 @@ type wireProblem struct {
 
 type wireFsckStats struct {
 	Versions int64 `json:"versions"`
+	Runs     int64 `json:"runs"`
 	Trees    int64 `json:"trees"`
 	Files    int64 `json:"files"`
 	Chunks   int64 `json:"chunks"`
@@ -686,7 +687,7 @@ func (s *server) fsck(w http.ResponseWriter, req *http.Request) {
 		st.event(wireEvent{Problem: &wp})
 	})
 	s.done(req, "fsck", start, err, "problems", stats.Problems)
-	st.end(s, wireFsckStats{Versions: stats.Versions, Trees: stats.Trees, Files: stats.Files,
+	st.end(s, wireFsckStats{Versions: stats.Versions, Runs: stats.Runs, Trees: stats.Trees, Files: stats.Files,
 		Chunks: stats.Chunks, Bytes: stats.Bytes, Problems: stats.Problems}, err)
 }
 

@@ -243,7 +243,7 @@ func (c *Client) Fsck(ctx context.Context, report func(repo.Problem)) (repo.Fsck
 	if err == nil {
 		err = perr
 	}
-	return repo.FsckStats{Versions: out.Versions, Trees: out.Trees, Files: out.Files,
+	return repo.FsckStats{Versions: out.Versions, Runs: out.Runs, Trees: out.Trees, Files: out.Files,
 		Chunks: out.Chunks, Bytes: out.Bytes, Problems: out.Problems}, err
 }
 

@@ -2,9 +2,15 @@ package daemon
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+
+	"github.com/mlfs/mlfs/config"
 )
 
 // IsMounted reports whether an mlfs filesystem is mounted at dir.
@@ -50,4 +56,52 @@ func unescape(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// An unmount seen by the daemon comes from mlfs umount or from anyone
+// else (fusermount3 -u, umount, a reboot's cleanup): only the second is
+// worth a remark in the log. mlfs umount says it is the one by a note in
+// the data folder, with its pid and the mount point, written before it
+// unmounts; the daemon reads the note when it sees the unmount. A note is
+// believed only while its writer runs (mlfs umount waits for the daemon
+// to exit), so one left by a umount that failed or died misleads no one.
+
+func unmountNote(cfg *config.Config) string { return filepath.Join(cfg.Paths.DataDir, "umount") }
+
+// NoteUnmount tells the daemon of cfg that this process is about to
+// unmount dir.
+func NoteUnmount(cfg *config.Config, dir string) error {
+	path := unmountNote(cfg)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, fmt.Appendf(nil, "%d\n%s\n", os.Getpid(), dir), 0o600); err != nil {
+		return fmt.Errorf("note the unmount: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("note the unmount: %w", err)
+	}
+	return nil
+}
+
+// ForgetUnmount takes back NoteUnmount, when the unmount failed.
+// Best effort: a note that outlives its writer misleads no one.
+func ForgetUnmount(cfg *config.Config) { os.Remove(unmountNote(cfg)) }
+
+// unmountedBy returns the pid of the mlfs umount that unmounted dir, or 0
+// if no running one noted it, and removes the note.
+func unmountedBy(cfg *config.Config, dir string) int {
+	path := unmountNote(cfg)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	os.Remove(path)
+	spid, noted, _ := strings.Cut(strings.TrimSuffix(string(b), "\n"), "\n")
+	pid, err := strconv.Atoi(spid)
+	if err != nil || pid <= 0 || filepath.Clean(noted) != filepath.Clean(dir) {
+		return 0
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return 0 // its writer is gone: a note from an unmount that failed
+	}
+	return pid
 }

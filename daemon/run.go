@@ -126,6 +126,10 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) (err error) {
 		ln.Close()
 		return err
 	}
+	// Clean working trees follow versions made elsewhere; stopped before
+	// the store and the index close (deferred later, run earlier).
+	follow := startFollowing(work, root.Forget, log)
+	defer follow.Stop()
 	apiCtx, stopAPI := context.WithCancel(context.Background())
 	apiDone := make(chan error, 1)
 	go func() { apiDone <- Serve(apiCtx, ln, r, log) }()
@@ -142,7 +146,11 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) (err error) {
 		unmount(dir, server, log)
 		<-unmounted
 	case <-unmounted:
-		log.Info("unmounted from outside; stopping", "mount", dir)
+		if pid := unmountedBy(cfg, dir); pid != 0 {
+			log.Info("unmounted by mlfs umount; stopping", "mount", dir, "umount_pid", pid)
+		} else {
+			log.Info("unmounted from outside; stopping", "mount", dir)
+		}
 	}
 	stopAPI()
 	if err := <-apiDone; err != nil {
@@ -169,12 +177,19 @@ func openCache(cfg *config.Config, r *Repo, log *slog.Logger) (*cache.Cache, err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c, err := cache.New(dir, size, r.Store(), log)
+	// Every store of the stack verifies what it reads (the pack stores
+	// hash each blob), so the cache need not hash a fetch again; and a
+	// reader waits on the fetch only, not on the cache's disk write too.
+	c, err := cache.New(dir, size, r.Store(), log, cache.SourceVerifies(), cache.WriteBehind(writeBehind))
 	if err != nil {
 		return nil, fmt.Errorf("chunk cache %s: %w", dir, err)
 	}
 	return c, nil
 }
+
+// writeBehind bounds the fetched chunks held in memory while they wait to
+// be written to the chunk cache: a few read-ahead windows' worth.
+const writeBehind = 64 << 20
 
 // Stale reports whether dir is a mount whose FUSE server is gone. It asks
 // with statfs, which the kernel never answers from its caches (a stat

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mlfs/mlfs/cas/cache"
 	"github.com/mlfs/mlfs/tracking"
+	"github.com/mlfs/mlfs/worktree"
 )
 
 // Status is what `mlfs status` shows of a running daemon.
@@ -28,15 +29,25 @@ type Status struct {
 	Errors         []StatusLine     `json:"errors"` // most recent last
 }
 
-// StatusLine is one error the daemon logged.
+// StatusLine is one error, or warning the user must see, that the daemon
+// logged.
 type StatusLine struct {
 	Time    time.Time `json:"time"`
-	Message string    `json:"message"`
+	Level   string    `json:"level"`
+	Message string    `json:"message"` // a warning's starts with "WARN "
 }
 
-// errorRing is an slog handler that keeps the last errors it sees, on top
-// of passing every record on: why a read gave EIO is then one
-// `mlfs status` away, not only in the log.
+// statusWarnings are the messages of the warnings that the status shows
+// with the errors: what went wrong without failing, and that the user
+// would not otherwise learn. Other warnings (a retry, a rejected metric
+// line) are many and go to the log only.
+var statusWarnings = map[string]bool{
+	worktree.StaleSnapshot: true,
+}
+
+// errorRing is an slog handler that keeps the last errors (and the
+// statusWarnings) it sees, on top of passing every record on: why a read
+// gave EIO is then one `mlfs status` away, not only in the log.
 type errorRing struct {
 	slog.Handler
 	ring *ring
@@ -53,8 +64,11 @@ const ringSize = 50
 func newErrorRing(h slog.Handler) *errorRing { return &errorRing{Handler: h, ring: &ring{}} }
 
 func (e *errorRing) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelError {
+	if r.Level >= slog.LevelError || r.Level >= slog.LevelWarn && statusWarnings[r.Message] {
 		var b strings.Builder
+		if r.Level < slog.LevelError {
+			b.WriteString("WARN ")
+		}
 		b.WriteString(r.Message)
 		b.WriteString(e.pre)
 		r.Attrs(func(a slog.Attr) bool {
@@ -62,7 +76,7 @@ func (e *errorRing) Handle(ctx context.Context, r slog.Record) error {
 			return true
 		})
 		e.ring.mu.Lock()
-		e.ring.lines = append(e.ring.lines, StatusLine{Time: r.Time, Message: b.String()})
+		e.ring.lines = append(e.ring.lines, StatusLine{Time: r.Time, Level: r.Level.String(), Message: b.String()})
 		if len(e.ring.lines) > ringSize {
 			e.ring.lines = e.ring.lines[len(e.ring.lines)-ringSize:]
 		}

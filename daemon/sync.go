@@ -93,7 +93,7 @@ func (r *Repo) Pull(ctx context.Context, refs []repo.Ref, progress func(bytes, f
 		return res, ErrNoRemote
 	}
 	st, err := r.Shared.Pull(ctx)
-	res.Refs = st.Refs
+	res.Refs = st.Count(repo.IsVersionRef) // runs are counted as runs, once imported
 	if err != nil {
 		return res, err
 	}

@@ -264,8 +264,12 @@ func (r *Root) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut
 func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if name == "runs" {
 		runs := r.GetChild("runs")
-		out.Mode = syscall.S_IFDIR | 0o755
-		out.Nlink = 2
+		if d, ok := runs.Operations().(*runsDir); ok {
+			d.attr(&out.Attr) // its times too: the kernel keeps this answer
+		} else {
+			out.Mode = syscall.S_IFDIR | 0o755
+			out.Nlink = 2
+		}
 		out.Ino = runs.StableAttr().Ino
 		out.SetEntryTimeout(immutable)
 		out.SetAttrTimeout(rootTimeout)

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +27,9 @@ import (
 type runsDir struct {
 	gofs.Inode
 	sys *sys
+	// changed is when a run was last made or removed here, in Unix
+	// nanoseconds; 0 until then.
+	changed atomic.Int64
 }
 
 var (
@@ -36,12 +41,29 @@ var (
 )
 
 func (d *runsDir) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = syscall.S_IFDIR | 0o755
-	out.Nlink = 2
-	out.SetTimes(nil, &d.sys.started, &d.sys.started)
+	d.attr(&out.Attr)
 	out.SetTimeout(rootTimeout)
 	return 0
 }
+
+// attr fills the attributes of runs/. Its times are those of its last
+// change that this mount made (a run made or removed), else the daemon's
+// start: a folder's mtime is when its entries last changed, and tools
+// that compare times (make, rsync, find -newer) are misled by 1970. Runs
+// imported from other machines leave it alone; their own folders carry
+// their times.
+func (d *runsDir) attr(out *fuse.Attr) {
+	out.Mode = syscall.S_IFDIR | 0o755
+	out.Nlink = 2
+	t := d.sys.started
+	if n := d.changed.Load(); n != 0 {
+		t = time.Unix(0, n)
+	}
+	out.SetTimes(nil, &t, &t)
+}
+
+// touch records a change of runs/ now.
+func (d *runsDir) touch() { d.changed.Store(time.Now().UnixNano()) }
 
 func (d *runsDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	var list []fuse.DirEntry
@@ -94,6 +116,7 @@ func (d *runsDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	if err != nil {
 		return nil, d.sys.errno("start run", err)
 	}
+	d.touch()
 	return d.runNode(ctx, r, out)
 }
 
@@ -133,6 +156,7 @@ var errStop = errors.New("stop")
 
 // forgetRun drops what the kernel knows of a removed run.
 func (d *runsDir) forgetRun(id string) {
+	d.touch()
 	d.RmChild(id)
 	go d.NotifyEntry(id)
 }
@@ -173,7 +197,12 @@ func (n *runRoot) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	list := make([]fuse.DirEntry, 0, len(ents)+len(tracking.Reserved))
 	for _, e := range ents {
 		if !reserved(e.Name) {
-			list = append(list, fuse.DirEntry{Name: e.Name, Mode: stableMode(e.Type), Ino: workIno(n.t.Dataset(), e.Ino)})
+			mode := stableMode(e.Type)
+			ino := workIno(n.t.Dataset(), e.Ino)
+			if n.run.Imported() {
+				ino = roIno(n.StableAttr().Ino, e.Name, mode)
+			}
+			list = append(list, fuse.DirEntry{Name: e.Name, Mode: mode, Ino: ino})
 		}
 	}
 	for _, name := range tracking.Reserved {
@@ -291,14 +320,42 @@ func roLookup(ctx context.Context, parent *gofs.Inode, dir *workNode, path, name
 		return nil, dir.sys.errno("lookup", err)
 	}
 	workAttr(a, &out.Attr)
-	ino := workIno(dir.t.Dataset(), a.Ino)
+	// Numbered by path and type, not by the working tree's inode: an
+	// import makes every node anew, and a kernel that found a new number
+	// under a name it knows would drop the old entry, and with it a cwd
+	// or an open folder inside the run. Same number, same roNode, which
+	// finds the run's node by path at every call.
+	ino := roIno(parent.StableAttr().Ino, name, stableMode(a.Type))
 	out.Ino = ino
+	out.Attr.Ino = ino
 	// Imports change the run behind the kernel's back: it must ask every
 	// time, or it would read a file grown by an import at its old size.
 	out.SetEntryTimeout(0)
 	out.SetAttrTimeout(0)
 	c := &roNode{workNode: workNode{sys: dir.sys, t: dir.t, ino: a.Ino, run: dir.run}, path: path}
 	return parent.NewInode(ctx, c, gofs.StableAttr{Mode: stableMode(a.Type), Ino: ino}), 0
+}
+
+// roIno numbers the entry name of mode (its type bits) in the folder
+// numbered parent, in an imported run.
+func roIno(parent uint64, name string, mode uint32) uint64 {
+	return childIno(parent, fmt.Sprintf("\x01%o\x00%s", mode&syscall.S_IFMT, name))
+}
+
+// roEntries renumbers a listing of a folder of an imported run, numbered
+// parent, as roLookup numbers its entries.
+func roEntries(parent uint64, ds gofs.DirStream) (gofs.DirStream, syscall.Errno) {
+	var list []fuse.DirEntry
+	for ds.HasNext() {
+		e, errno := ds.Next()
+		if errno != 0 {
+			return nil, errno
+		}
+		e.Ino = roIno(parent, e.Name, e.Mode)
+		list = append(list, e)
+	}
+	ds.Close()
+	return gofs.NewListDirStream(list), 0
 }
 
 // now returns n's node as the run is now.
@@ -332,7 +389,11 @@ func (n *roNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	if errno != 0 {
 		return nil, errno
 	}
-	return w.Readdir(ctx)
+	ds, errno := w.Readdir(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	return roEntries(n.StableAttr().Ino, ds)
 }
 
 func (n *roNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {

@@ -638,3 +638,16 @@ func TestRunErrorFlood(t *testing.T) {
 		t.Fatalf("errors file: %d lines, ending %q", len(lines), lines[max(len(lines)-2, 0):])
 	}
 }
+
+// runs/ has the time of its last change: the run made in it, not 1970.
+func TestRunsFolderTime(t *testing.T) {
+	mnt, _ := mountRuns(t, repo.TestRepo(t), 0)
+	runs := filepath.Join(mnt, "runs")
+	before := time.Now()
+	must(t, os.Mkdir(filepath.Join(runs, "r1"), 0o755))
+	fi, err := os.Stat(runs) // the kernel asks again after a mkdir in it
+	must(t, err)
+	if fi.ModTime().Before(before) {
+		t.Fatalf("runs/ after a run was made in it: mtime %v, want at least %v", fi.ModTime(), before)
+	}
+}

@@ -292,7 +292,7 @@ func TestImportedRun(t *testing.T) {
 	}
 	fsck, err := a.repo.Fsck(ctx, func(p repo.Problem) { t.Errorf("fsck: %s", p) })
 	must(t, err)
-	if fsck.Versions != 1 || fsck.Files < 3 || fsck.Chunks == 0 {
+	if fsck.Runs != 1 || fsck.Versions != 0 || fsck.Files < 3 || fsck.Chunks == 0 {
 		t.Fatalf("fsck read %+v; want the run's version and files", fsck)
 	}
 	if got, err := os.ReadFile(filepath.Join(runB, "artifacts/ckpt/model.bin")); err != nil || !bytes.Equal(got, model) {

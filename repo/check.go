@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -24,10 +25,27 @@ func (p Problem) String() string {
 	return fmt.Sprintf("%s %s (%s): %v", p.What, p.ID, p.Where, p.Err)
 }
 
-// FsckStats counts what Fsck verified.
+// FsckStats counts what Fsck verified. Runs are the version objects of
+// published runs ("runs/<id>/<seq>"), counted apart from the datasets'
+// versions although both are refs to version objects.
 type FsckStats struct {
-	Versions, Trees, Files, Chunks, Bytes, Problems int64
+	Versions, Runs, Trees, Files, Chunks, Bytes, Problems int64
 }
+
+// IsRunRef reports whether ref name is a published run's
+// ("runs/<id>/<seq>"), not a dataset's version.
+func IsRunRef(name string) bool { return strings.HasPrefix(name, runsRefPrefix) }
+
+// IsVersionRef reports whether ref name is a dataset's version
+// ("<dataset>/<version>"), not a run's.
+func IsVersionRef(name string) bool {
+	ds, ver, ok := strings.Cut(name, "/")
+	return ok && CheckDatasetName(ds) == nil && ver != "" && !strings.Contains(ver, "/")
+}
+
+// runsRefPrefix begins the refs of published runs (the "runs" dataset
+// name is reserved for them: see CheckDatasetName).
+const runsRefPrefix = "runs/"
 
 // Fsck reads every object reachable from every version and from the
 // roots added with AddRoots, checks that it
@@ -104,7 +122,11 @@ func (c *checker) version(ref string, id cas.ID) {
 		c.problem(id, "version", where, err)
 		return
 	}
-	c.add(&c.stats.Versions, 0)
+	if IsRunRef(ref) {
+		c.add(&c.stats.Runs, 0)
+	} else {
+		c.add(&c.stats.Versions, 0)
+	}
 	c.tree(v.Tree, where+":/")
 }
 

@@ -58,7 +58,7 @@ func TestCommitRef(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fs.Versions != 1 || fs.Trees != 1 || fs.Files != 1 || fs.Bytes != size {
+	if fs.Versions != 0 || fs.Runs != 1 || fs.Trees != 1 || fs.Files != 1 || fs.Bytes != size {
 		t.Fatalf("fsck read %+v", fs)
 	}
 	w, err = r.NewWriter(bg)

@@ -239,6 +239,7 @@ func (h *Handle) Close() error {
 	if h.write {
 		if t.writers[h.ino]--; t.writers[h.ino] <= 0 {
 			delete(t.writers, h.ino)
+			t.settle()
 		}
 	}
 	t.handlesMu.Lock()

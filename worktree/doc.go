@@ -22,7 +22,19 @@
 // stored (chunks the store already has cost nothing). After the version's
 // name is committed, the walked nodes become clean with their new ids;
 // a file still open for writing stays changed, and so do the folders
-// above it, so that its later writes go into the next snapshot.
+// above it, so that its later writes go into the next snapshot. If it is
+// closed with no write since, and nothing else changed, they become clean
+// then (the kernel tells of a close only after close(2) returns, so this
+// is the common case of a write followed by a snapshot).
+//
+// # Following the latest version
+//
+// A tree that is clean follows its dataset's latest version: Set.Follow,
+// called by the daemon every few seconds, resets it when a newer version
+// appears (made on another machine sharing the remote, say). A tree with
+// changes, or a file open for writing, is never moved; a snapshot of a
+// tree whose base is not the latest succeeds and logs StaleSnapshot. A
+// checkout of a named version pins the tree there (see follow.go).
 //
 // StoreTree stores a tree the same way without making it a version or
 // changing it: a run's folder is published so, as its program appends.

@@ -141,9 +141,36 @@ type meta struct {
 	// before counts were kept): its next snapshot counts by walking.
 	Files, Bytes int64
 	Counted      bool
+	// Pinned is set by a checkout of a named version: the tree then stays
+	// there instead of following the dataset's latest version (see
+	// Tree.Follow) until a snapshot or a checkout of latest.
+	Pinned bool
 }
 
+// A meta of a tree that is not pinned keeps the first format, so that an
+// older mlfs still opens it; a pinned one has a flags byte after Next, and
+// its counts after that when metaCounted is set.
+const (
+	metaFlagsVersion = 2
+	metaCounted      = 1
+	metaPinned       = 2
+)
+
 func (m *meta) encode() []byte {
+	if m.Pinned {
+		b := append([]byte{metaFlagsVersion}, m.Base[:]...)
+		b = binary.AppendUvarint(b, m.Next)
+		flags := byte(metaPinned)
+		if m.Counted {
+			flags |= metaCounted
+		}
+		b = append(b, flags)
+		if m.Counted {
+			b = binary.AppendVarint(b, m.Files)
+			b = binary.AppendVarint(b, m.Bytes)
+		}
+		return b
+	}
 	b := append([]byte{recordVersion}, m.Base[:]...)
 	b = binary.AppendUvarint(b, m.Next)
 	if m.Counted {
@@ -155,7 +182,7 @@ func (m *meta) encode() []byte {
 
 func decodeMeta(b []byte) (*meta, error) {
 	bad := fmt.Errorf("%w: meta", ErrMalformed)
-	if len(b) < 1+cas.IDSize || b[0] != recordVersion {
+	if len(b) < 1+cas.IDSize || b[0] != recordVersion && b[0] != metaFlagsVersion {
 		return nil, bad
 	}
 	m := &meta{Base: cas.ID(b[1 : 1+cas.IDSize])}
@@ -165,7 +192,15 @@ func decodeMeta(b []byte) (*meta, error) {
 		return nil, bad
 	}
 	m.Next, rest = next, rest[n:]
-	if len(rest) > 0 {
+	counted := len(rest) > 0
+	if b[0] == metaFlagsVersion {
+		if len(rest) < 1 || rest[0]&^(metaCounted|metaPinned) != 0 {
+			return nil, bad
+		}
+		counted, m.Pinned = rest[0]&metaCounted != 0, rest[0]&metaPinned != 0
+		rest = rest[1:]
+	}
+	if counted {
 		files, n1 := binary.Varint(rest)
 		if n1 <= 0 {
 			return nil, bad
@@ -175,6 +210,8 @@ func decodeMeta(b []byte) (*meta, error) {
 			return nil, bad
 		}
 		m.Files, m.Bytes, m.Counted = files, nbytes, true
+	} else if len(rest) != 0 {
+		return nil, bad
 	}
 	return m, nil
 }

@@ -47,11 +47,23 @@ func TestMetaRoundTrip(t *testing.T) {
 		{Base: cas.Sum([]byte("v")), Next: 2, Counted: true},
 		{Next: 1 << 40, Files: 12, Bytes: 1 << 50, Counted: true},
 		{Next: 9}, // a tree from before counts were kept, or whose base's could not be read
+		{Base: cas.Sum([]byte("v")), Next: 3, Files: 1, Bytes: 7, Counted: true, Pinned: true},
+		{Next: 4, Pinned: true},
 	} {
 		got, err := decodeMeta(m.encode())
 		if err != nil || *got != m {
 			t.Fatalf("meta %+v decodes as %+v, %v", m, got, err)
 		}
+	}
+	// A tree that is not pinned keeps the first format, which an older
+	// mlfs reads; the flags byte admits no unknown bit.
+	if b := (&meta{Next: 2}).encode(); b[0] != recordVersion {
+		t.Fatalf("an unpinned meta is written in format %d", b[0])
+	}
+	bad := (&meta{Next: 4, Pinned: true}).encode()
+	bad[len(bad)-1] |= 0x80
+	if _, err := decodeMeta(bad); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a meta with an unknown flag: %v, want ErrMalformed", err)
 	}
 }
 

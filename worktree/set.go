@@ -28,11 +28,13 @@ type Set struct {
 	// listing scans every key of every tree, and only this Set adds trees
 	// to its index while it is open.
 	listed map[string]bool
+	// seen is what Follow last looked at, per dataset.
+	seen map[string]string
 }
 
 // NewSet keeps working trees in kv, with file bytes under dataDir/<dataset>.
 func NewSet(kv index.KV, dataDir string, r *repo.Repo, objs cas.Getter, log *slog.Logger) *Set {
-	return &Set{kv: kv, dataDir: dataDir, repo: r, objs: objs, log: log, trees: map[string]*Tree{}}
+	return &Set{kv: kv, dataDir: dataDir, repo: r, objs: objs, log: log, trees: map[string]*Tree{}, seen: map[string]string{}}
 }
 
 // ErrNoDataset means a dataset has neither versions nor a working tree.
@@ -74,14 +76,13 @@ func (s *Set) Get(ctx context.Context, dataset string, create bool) (*Tree, erro
 	return t, nil
 }
 
-// Names lists the datasets that have a working tree or a version, sorted.
-func (s *Set) Names(ctx context.Context) ([]string, error) {
-	seen := map[string]bool{}
+// Trees lists the datasets that have a working tree on this machine.
+func (s *Set) Trees() ([]string, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.listed == nil {
 		names, err := List(s.kv)
 		if err != nil {
-			s.mu.Unlock()
 			return nil, err
 		}
 		s.listed = map[string]bool{}
@@ -93,7 +94,17 @@ func (s *Set) Names(ctx context.Context) ([]string, error) {
 	for n := range s.listed {
 		wt = append(wt, n)
 	}
-	s.mu.Unlock()
+	sort.Strings(wt)
+	return wt, nil
+}
+
+// Names lists the datasets that have a working tree or a version, sorted.
+func (s *Set) Names(ctx context.Context) ([]string, error) {
+	seen := map[string]bool{}
+	wt, err := s.Trees()
+	if err != nil {
+		return nil, err
+	}
 	ds, err := s.repo.Datasets(ctx)
 	if err != nil {
 		return nil, err

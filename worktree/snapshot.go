@@ -56,14 +56,24 @@ func (t *Tree) Snapshot(ctx context.Context, r *repo.Repo, ref repo.Ref, message
 	}
 	m.Files, m.Bytes, m.Counted = below.files, below.bytes, true
 	w.Count(below.files-s.stored.files, below.bytes-s.stored.bytes)
+	// Looked at before the commit, after which the new version is the
+	// latest. A failure to tell only costs the warning.
+	stale, err := behindLatest(ctx, r, t.objs, t.dataset, t.meta.Base)
+	if err != nil {
+		t.log.Debug("tell whether a snapshot's base is the latest version", "version", ref.String(), "err", err)
+	}
 	vi, err := w.Commit(ref, id, t.meta.Base, message)
 	if err != nil {
 		return nil, err
 	}
-	// The version exists: the walked nodes are clean now.
+	if stale != nil {
+		t.warnStale(ref, stale)
+	}
+	// The version exists: the walked nodes are clean now, and the tree
+	// carries on from it, following the latest version again.
 	b := t.kv.NewBatch()
 	defer b.Cancel()
-	m.Base = vi.ID
+	m.Base, m.Pinned = vi.ID, false
 	b.Set(t.key("meta"), m.encode())
 	for _, u := range s.updates {
 		b.Set(t.nodeKey(u.n.ino), u.to.encode())
@@ -83,6 +93,10 @@ func (t *Tree) Snapshot(ctx context.Context, r *repo.Repo, ref repo.Ref, message
 			if u.drop && !keep {
 				os.Remove(t.dataPath(u.n.ino))
 			}
+		}
+		t.unsettled = nil
+		if len(s.open) > 0 {
+			t.unsettled = &unsettled{changes: t.changes, files: s.open, updates: s.deferred}
 		}
 	}
 	return &SnapshotResult{VersionInfo: vi, Stored: int(s.stored.files), NewBytes: w.NewBytes()}, nil
@@ -129,6 +143,11 @@ type snapshot struct {
 	// tree's, so their counts are not worth keeping).
 	skip      func(path string) bool
 	storeOnly bool
+	// open are the changed files still open for writing, as they were
+	// stored, and deferred the updates that would make them and the
+	// folders above them clean: the tree's unsettled.
+	open     map[uint64]os.FileInfo
+	deferred []update
 }
 
 // tally counts files and their bytes.
@@ -215,9 +234,12 @@ func (s *snapshot) dir(n *node, path string) (cas.ID, bool, tally, error) {
 		t.saveCounts(id, sum)
 	}
 	if allClean {
-		// A folder above a file still open for writing stays dirty, so
-		// that the next snapshot walks down to it again.
 		s.updates = append(s.updates, cleanUpdate(d, id))
+	} else {
+		// A folder above a file still open for writing stays dirty, so
+		// that the next snapshot walks down to it again, unless the file
+		// is closed unchanged (settle).
+		s.deferred = append(s.deferred, cleanUpdate(d, id))
 	}
 	return id, allClean, sum, nil
 }
@@ -242,18 +264,23 @@ func (s *snapshot) file(c *node, e *object.Entry) (bool, error) {
 	s.stored.add(tally{1, size})
 	s.grown += size - c.Size
 	e.ID, e.Size, e.MTime = id, size, fi.ModTime().UnixNano()
-	if t.writers[c.ino] > 0 {
-		// Still open for writing: it stays local and dirty so that later
-		// writes go into the next snapshot, counted at its size now.
-		u := update{n: c, to: *c}
-		u.to.Size = size
-		s.updates = append(s.updates, u)
-		return false, nil
-	}
 	u := cleanUpdate(c, id)
 	u.to.Flags &^= flagLocal
 	u.to.Size, u.to.MTime = size, e.MTime
 	u.drop = true
+	if t.writers[c.ino] > 0 {
+		// Still open for writing: it stays local and dirty so that later
+		// writes go into the next snapshot, counted at its size now.
+		stay := update{n: c, to: *c}
+		stay.to.Size = size
+		s.updates = append(s.updates, stay)
+		if s.open == nil {
+			s.open = map[uint64]os.FileInfo{}
+		}
+		s.open[c.ino] = fi
+		s.deferred = append(s.deferred, u)
+		return false, nil
+	}
 	s.updates = append(s.updates, u)
 	return true, nil
 }
@@ -303,6 +330,65 @@ func (t *Tree) saveCounts(id cas.ID, c tally) {
 	t.kv.Set([]byte("tc/"+string(id[:])), binary.AppendUvarint(binary.AppendUvarint(nil, uint64(c.files)), uint64(c.bytes)))
 }
 
+// unsettled is what a snapshot left changed only because files were open
+// for writing: the state of the tree then (changes), the files as they
+// were stored, and the updates that make them and the folders above them
+// clean.
+type unsettled struct {
+	changes uint64
+	files   map[uint64]os.FileInfo
+	updates []update
+}
+
+// settle makes clean what the last snapshot left changed only because
+// files were open for writing, once they are all closed, unchanged, and
+// nothing else changed: the tree is then its base version again. The
+// kernel tells of a close only after close(2) has returned, so a script's
+// "echo x > ds/f; mkdir ds@v2" often snapshots f while it is open; without
+// this the tree would look changed for good, and would not follow newer
+// versions. t.mu must be held exclusively.
+func (t *Tree) settle() {
+	u := t.unsettled
+	if u == nil {
+		return
+	}
+	for ino := range u.files {
+		if t.writers[ino] > 0 {
+			return // not yet: the last writer settles
+		}
+	}
+	t.unsettled = nil
+	if u.changes != t.changes {
+		return
+	}
+	for ino, stored := range u.files {
+		if fi, err := os.Stat(t.dataPath(ino)); err != nil || !sameFile(stored, fi) {
+			return // written since the snapshot
+		}
+	}
+	b := t.kv.NewBatch()
+	defer b.Cancel()
+	for _, up := range u.updates {
+		b.Set(t.nodeKey(up.n.ino), up.to.encode())
+	}
+	if err := b.Commit(); err != nil {
+		t.log.Warn("record files closed after a snapshot as unchanged", "dataset", t.dataset, "err", err)
+		return
+	}
+	for _, up := range u.updates {
+		up.n.record = up.to.record
+	}
+	// As after a snapshot: the records that no longer name the data
+	// files must be durable before the files go.
+	if t.syncKV() == nil {
+		for _, up := range u.updates {
+			if up.drop {
+				os.Remove(t.dataPath(up.n.ino))
+			}
+		}
+	}
+}
+
 // Changed reports whether the tree differs from its base version.
 func (t *Tree) Changed() bool {
 	t.mu.RLock()
@@ -315,10 +401,16 @@ func (t *Tree) changed() bool {
 	return err != nil || !root.clean() && !(t.meta.Base.IsZero() && root.loaded() && len(root.children) == 0)
 }
 
-// Checkout resets the tree to version v (id and tree). Unless force, it
-// refuses with ErrChanged when the tree has changes in no version, and
-// with EBUSY when a file is open for writing.
+// Checkout resets the tree to version v (id and tree), which it then
+// follows (see Follow). Unless force, it refuses with ErrChanged when the
+// tree has changes in no version, and with EBUSY when a file is open for
+// writing.
 func (t *Tree) Checkout(ctx context.Context, version, tree cas.ID, force bool) error {
+	return t.checkout(ctx, version, tree, force, false)
+}
+
+// checkout is Checkout, pinning the tree at the version if pinned.
+func (t *Tree) checkout(ctx context.Context, version, tree cas.ID, force, pinned bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !force && t.changed() {
@@ -327,5 +419,5 @@ func (t *Tree) Checkout(ctx context.Context, version, tree cas.ID, force bool) e
 	if len(t.writers) > 0 && !force {
 		return syscall.EBUSY
 	}
-	return t.reset(ctx, version, tree)
+	return t.reset(ctx, version, tree, pinned)
 }

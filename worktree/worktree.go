@@ -66,6 +66,12 @@ type Tree struct {
 	// that reads it holds t.mu exclusively.
 	handlesMu sync.Mutex
 	handles   map[uint64]map[*Handle]struct{}
+	// changes counts the changes made to the tree (calls of dirty), so
+	// that settle can tell that nothing changed since a snapshot.
+	changes uint64
+	// unsettled is what the last snapshot would have made clean but for
+	// files open for writing then (see settle); nil if nothing.
+	unsettled *unsettled
 }
 
 // node is a record in memory, with the children of a loaded folder.
@@ -104,7 +110,7 @@ func Open(ctx context.Context, kv index.KV, dataDir, dataset string, baseVersion
 		}
 		t.meta = *m
 	case errors.Is(err, index.ErrNotFound):
-		if err := t.reset(ctx, baseVersion, baseTree); err != nil {
+		if err := t.reset(ctx, baseVersion, baseTree, false); err != nil {
 			return nil, err
 		}
 	default:
@@ -175,11 +181,12 @@ func (t *Tree) dataPath(ino uint64) string {
 }
 
 // reset replaces the whole tree by the version base (tree id root; both
-// zero for an empty tree). t.mu must be held or t unshared.
-func (t *Tree) reset(ctx context.Context, base, root cas.ID) error {
+// zero for an empty tree), pinned there or following the latest version.
+// t.mu must be held or t unshared.
+func (t *Tree) reset(ctx context.Context, base, root cas.ID, pinned bool) error {
 	// Inode numbers are never reused, not even across a reset: the kernel
 	// and open handles may still name the old ones.
-	m := meta{Base: base, Next: max(t.meta.Next, RootIno+1), Counted: true}
+	m := meta{Base: base, Next: max(t.meta.Next, RootIno+1), Counted: true, Pinned: pinned}
 	if !base.IsZero() {
 		// The version's counts are the tree's; without them the next
 		// snapshot counts by walking.
@@ -200,6 +207,7 @@ func (t *Tree) reset(ctx context.Context, base, root cas.ID) error {
 			t.detach(n)
 		}
 	}
+	t.unsettled = nil
 	b := t.kv.NewBatch()
 	defer b.Cancel()
 	if err := t.kv.Scan([]byte(t.prefix), func(k, _ []byte) error { return b.Delete(k) }); err != nil {
@@ -417,6 +425,7 @@ func (t *Tree) ReadDir(ctx context.Context, ino uint64) ([]DirEntry, error) {
 // dirty marks n changed and every folder above it dirty, recording each
 // in b. t.mu must be held exclusively.
 func (t *Tree) dirty(b index.Batch, n *node) error {
+	t.changes++
 	for {
 		if n.clean() || n.Type == object.TypeDir {
 			n.Flags &^= flagClean

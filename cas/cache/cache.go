@@ -2,13 +2,12 @@ package cache
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,48 +21,49 @@ import (
 	"github.com/mlfs/mlfs/cas"
 )
 
-// touchEvery is how stale a file's mtime may get before a hit refreshes it.
-// The in-memory order is exact; the on-disk order, which only matters after
-// a restart, is this coarse so that a hit costs no metadata write.
-const touchEvery = time.Minute
-
 // errClosed is returned by every call on a closed Cache.
 var errClosed = errors.New("cache is closed")
 
-// emptyID is the id of the empty object, the only object a valid empty file
-// can hold.
-var emptyID = cas.Sum(nil)
-
 // Stats are counters since New, and the current contents.
 type Stats struct {
-	Hits         int64 // Gets served from disk
+	Hits         int64 // Gets served from disk (or from memory, written behind)
 	Misses       int64 // Gets that were not (they waited for a fetch)
 	Fetches      int64 // objects fetched from the source; concurrent misses of one id share one
 	FetchedBytes int64 // bytes those fetches returned
-	Evictions    int64 // objects removed to stay under MaxBytes
-	Dropped      int64 // cached files found wrong or unreadable, removed and fetched again
-	Bytes        int64 // bytes cached now
+	Evictions    int64 // objects dropped to stay under MaxBytes
+	Dropped      int64 // cached copies found wrong or unreadable, dropped and fetched again
+	Bytes        int64 // bytes of the objects cached now
 	Count        int   // objects cached now
-	MaxBytes     int64 // the bound on Bytes
+	DiskBytes    int64 // bytes of the cache's files: Bytes, record headers, and dead records
+	MaxBytes     int64 // the bound on DiskBytes
 }
 
 // Cache is a bounded disk cache of verified objects in front of a
 // cas.Getter. Its methods are safe for concurrent use.
 type Cache struct {
-	objects, tmp string
-	max          int64
-	src          cas.Getter
-	log          *slog.Logger
-	lock         *os.File // holds the flock on dir/lock
+	dir, segDir string
+	max, segMax int64
+	src         cas.Getter
+	log         *slog.Logger
+	lock        *os.File // holds the flock on dir/lock
 
 	flights singleflight.Group
 	ctx     context.Context // fetches run under it; Close cancels it
 	cancel  context.CancelFunc
 	fills   sync.WaitGroup
 
-	mu     sync.Mutex // guards idx, closed, pending, and every removal in objects/
-	idx    *lru
-	closed bool
+	// mu guards what follows, the segments' fields but their files'
+	// contents, and every creation or removal of a file.
+	mu      sync.Mutex
+	idx     map[cas.ID]entry
+	segs    map[uint64]*segment
+	order   []uint64 // seqs of segs, oldest first
+	active  *segment // appended to; nil until the first store
+	nextSeq uint64
+	bytes   int64 // of the objects in idx
+	disk    int64 // of the segment files
+	gen     uint64
+	closed  bool
 
 	// trusted: the source verifies what its Get returns (SourceVerifies),
 	// so a fetch is not hashed again.
@@ -76,6 +76,7 @@ type Cache struct {
 	pendingBytes int64
 	writes       chan cas.ID
 	writers      sync.WaitGroup
+	indexing     sync.WaitGroup // index files being written
 
 	hits, misses, fetches, fetched, evictions, dropped atomic.Int64
 }
@@ -111,11 +112,10 @@ func WriteBehind(maxBytes int64) Option {
 const writers = 2
 
 // New opens (creating if needed) a cache in dir holding at most maxBytes of
-// objects fetched from src. It removes leftover temp files and rebuilds the
-// index from the files present, ordered by their mtimes, evicting down to
-// maxBytes if the bound shrank. One Cache at a time may use dir: a second
-// New fails until the first is closed, also across processes. A nil log
-// discards.
+// objects fetched from src. It reads the segments' indexes (or, for a
+// segment without one, its records' headers), evicting the oldest segments
+// if the bound shrank. One Cache at a time may use dir: a second New fails
+// until the first is closed, also across processes. A nil log discards.
 func New(dir string, maxBytes int64, src cas.Getter, log *slog.Logger, opts ...Option) (*Cache, error) {
 	if maxBytes <= 0 {
 		return nil, fmt.Errorf("cache %s: size %d bytes: must be positive", dir, maxBytes)
@@ -131,17 +131,20 @@ func New(dir string, maxBytes int64, src cas.Getter, log *slog.Logger, opts ...O
 		return nil, fmt.Errorf("cache %s: %w", dir, err)
 	}
 	c := &Cache{
-		objects: filepath.Join(abs, "objects"),
-		tmp:     filepath.Join(abs, "tmp"),
-		max:     maxBytes,
-		src:     src,
-		log:     log,
-		idx:     newLRU(),
+		dir:    abs,
+		segDir: filepath.Join(abs, "segments"),
+		max:    maxBytes,
+		segMax: segmentBytes(maxBytes),
+		src:    src,
+		log:    log,
+		idx:    map[cas.ID]entry{},
+		segs:   map[uint64]*segment{},
 	}
 	for _, o := range opts {
 		o(c)
 	}
-	if err := c.open(abs); err != nil {
+	if err := c.open(); err != nil {
+		c.closeFiles()
 		if c.lock != nil {
 			c.lock.Close()
 		}
@@ -155,15 +158,15 @@ func New(dir string, maxBytes int64, src cas.Getter, log *slog.Logger, opts ...O
 			c.writers.Go(c.writeBehind)
 		}
 	}
-	log.Debug("cache opened", "dir", abs, "objects", c.idx.len(), "bytes", c.idx.bytes, "max_bytes", maxBytes)
+	log.Debug("cache opened", "dir", abs, "objects", len(c.idx), "bytes", c.bytes, "disk_bytes", c.disk, "max_bytes", maxBytes)
 	return c, nil
 }
 
-func (c *Cache) open(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+func (c *Cache) open() error {
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return err
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := os.OpenFile(filepath.Join(c.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
@@ -174,74 +177,134 @@ func (c *Cache) open(dir string) error {
 		}
 		return fmt.Errorf("lock: %w", err)
 	}
-	// Objects were once written to tmp/ and renamed into place; what a
-	// crash left there can never be completed.
-	if err := os.RemoveAll(c.tmp); err != nil {
-		return fmt.Errorf("remove leftover temp files: %w", err)
-	}
-	if err := os.MkdirAll(c.objects, 0o700); err != nil {
-		return err
-	}
-	for b := range 256 {
-		if err := os.Mkdir(filepath.Join(c.objects, fmt.Sprintf("%02x", b)), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
+	// The layout of earlier versions, a file per object: a cache, so
+	// dropped rather than converted.
+	for _, old := range []string{"objects", "tmp"} {
+		if err := os.RemoveAll(filepath.Join(c.dir, old)); err != nil {
+			return fmt.Errorf("remove the old layout's %s/: %w", old, err)
 		}
 	}
-	if err := c.scan(); err != nil {
-		return fmt.Errorf("scan: %w", err)
+	if err := os.MkdirAll(c.segDir, 0o700); err != nil {
+		return err
+	}
+	seqs, err := listSegments(c.segDir)
+	if err != nil {
+		return fmt.Errorf("list segments: %w", err)
+	}
+	for _, seq := range seqs {
+		if err := c.load(seq); err != nil {
+			return err
+		}
+		c.nextSeq = seq + 1
 	}
 	c.evictFor(0)
 	return nil
 }
 
-// scan rebuilds the index from the files in objects/. It does not read
-// them: every read from disk is verified anyway, so a file torn by a crash
-// is caught when it is first used.
-func (c *Cache) scan() error {
-	type found struct {
-		id          cas.ID
-		size, mtime int64
+// load indexes the segment seq, which newer ones override.
+func (c *Cache) load(seq uint64) error {
+	p := filepath.Join(c.segDir, segName(seq)+segSuffix)
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("segment %s: %w", p, err)
 	}
-	var all []found
-	for b := range 256 {
-		sub := fmt.Sprintf("%02x", b)
-		ents, err := os.ReadDir(filepath.Join(c.objects, sub))
-		if err != nil {
-			return err
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("segment %s: %w", p, err)
+	}
+	if fi.Size() == 0 {
+		f.Close()
+		c.removeFiles(seq)
+		return nil
+	}
+	s := &segment{seq: seq, f: f, size: fi.Size()}
+	add := func(id cas.ID, off, n int64) {
+		if old, ok := c.idx[id]; ok {
+			c.bytes -= old.size // its bytes in the older segment are dead now
 		}
-		for _, e := range ents {
-			p := filepath.Join(c.objects, sub, e.Name())
-			id, err := cas.ParseID(e.Name())
-			if err != nil || !e.Type().IsRegular() || id.String()[:2] != sub {
-				c.log.Warn("cache: ignoring a file that is not a cached object", "path", p)
-				continue
-			}
-			info, err := e.Info()
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if info.Size() == 0 && id != emptyID {
-				// Created but never written back before a crash.
-				c.log.Debug("cache: removing an empty cached file", "path", p)
-				os.Remove(p)
-				continue
-			}
-			all = append(all, found{id, info.Size(), info.ModTime().UnixNano()})
-		}
+		c.gen++
+		c.idx[id] = entry{seg: seq, off: off, size: n, gen: c.gen}
+		c.bytes += n
+		s.ids, s.offs, s.sizes = append(s.ids, id), append(s.offs, off), append(s.sizes, n)
 	}
-	slices.SortFunc(all, func(a, b found) int { return cmp.Compare(a.mtime, b.mtime) })
-	for _, f := range all {
-		c.idx.add(f.id, f.size, f.mtime) // oldest first, so the newest ends at the head
+	if readIndex(filepath.Join(c.segDir, segName(seq)+idxSuffix), s.size, add) {
+		s.index = true
+	} else {
+		// No index (a crash, or the segment was being appended to):
+		// read its headers. A torn tail stays as dead bytes.
+		scanRecords(f, s.size, add)
 	}
+	s.sealed = true // appends go to a new segment
+	c.segs[seq] = s
+	c.order = append(c.order, seq)
+	c.disk += s.size
 	return nil
 }
 
-func (c *Cache) path(id cas.ID) string {
-	h := id.String()
-	return c.objects + string(filepath.Separator) + h[:2] + string(filepath.Separator) + h
+// readCached returns the cached copy of id if there is one and it verifies.
+// A copy that does not is dropped, and readCached reports a miss.
+func (c *Cache) readCached(id cas.ID) ([]byte, bool, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, false, errClosed
+	}
+	if b, ok := c.pending[id]; ok {
+		c.mu.Unlock()
+		return bytes.Clone(b), true, nil // verified when fetched; the caller owns its copy
+	}
+	e, ok := c.idx[id]
+	if !ok {
+		c.mu.Unlock()
+		return nil, false, nil
+	}
+	e.ref = true
+	c.idx[id] = e
+	s := c.segs[e.seg]
+	s.refs++
+	c.mu.Unlock()
+
+	// Reading outside the lock is safe: a segment's records are never
+	// changed, and its file stays open while refs > 0.
+	b := make([]byte, e.size)
+	n, err := s.f.ReadAt(b, e.off)
+	if err == nil || (err == io.EOF && n == len(b)) {
+		err = id.Verify(b)
+	} else {
+		err = fmt.Errorf("%s: %d of %d bytes at %d: %w", s.f.Name(), n, e.size, e.off, err)
+	}
+	c.mu.Lock()
+	c.release(s)
+	c.mu.Unlock()
+	if err != nil {
+		c.drop(id, e.gen, err)
+		return nil, false, nil
+	}
+	return b, true, nil
+}
+
+// release ends a read or write of s; c.mu must be held.
+func (c *Cache) release(s *segment) {
+	s.refs--
+	if s.refs == 0 && s.dead && s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+}
+
+// drop forgets the cached copy of id that failed to read with err, unless
+// it was replaced since it was looked up. Its bytes stay in the segment
+// until the segment is evicted.
+func (c *Cache) drop(id cas.ID, gen uint64, err error) {
+	c.dropped.Add(1)
+	c.log.Warn("cache: dropping a cached object that fails verification; fetching it again", "object", id.String(), "err", err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.idx[id]; ok && e.gen == gen {
+		delete(c.idx, id)
+		c.bytes -= e.size
+	}
 }
 
 // Get returns the whole object id, verified against id. A cached copy is
@@ -290,92 +353,6 @@ func (c *Cache) get(ctx context.Context, id cas.ID) ([]byte, error) {
 	}
 }
 
-// readCached returns the cached copy of id if there is one and it verifies.
-// A copy that does not is dropped, and readCached reports a miss.
-func (c *Cache) readCached(id cas.ID) ([]byte, bool, error) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil, false, errClosed
-	}
-	if b, ok := c.pending[id]; ok {
-		c.mu.Unlock()
-		return bytes.Clone(b), true, nil // verified when fetched; the caller owns its copy
-	}
-	i, ok := c.idx.lookup(id)
-	if !ok {
-		c.mu.Unlock()
-		return nil, false, nil
-	}
-	c.idx.moveToFront(i)
-	s := &c.idx.slots[i]
-	size, gen := s.size, s.gen
-	now := time.Now().UnixNano()
-	touch := now-s.touched >= int64(touchEvery)
-	if touch {
-		s.touched = now
-	}
-	c.mu.Unlock()
-
-	// Reading outside the lock is safe: an indexed file is whole unless
-	// it was evicted and is being written again (or torn by a crash), and
-	// then the size check or the verification below catches it.
-	p := c.path(id)
-	b, err := readFile(p, size)
-	if err == nil {
-		err = id.Verify(b)
-	}
-	if err != nil {
-		c.drop(id, gen, p, err)
-		return nil, false, nil
-	}
-	if touch {
-		if err := os.Chtimes(p, time.Time{}, time.Unix(0, now)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			c.log.Debug("cache: cannot touch a cached file", "path", p, "err", err)
-		}
-	}
-	return b, true, nil
-}
-
-func readFile(p string, size int64) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if info.Size() != size {
-		return nil, fmt.Errorf("%s: %d bytes, want %d: %w", p, info.Size(), size, cas.ErrCorrupt)
-	}
-	b := make([]byte, size)
-	if _, err := io.ReadFull(f, b); err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	return b, nil
-}
-
-// drop forgets the cached copy of id that failed to read with err, and
-// removes its file, unless the entry was replaced since it was looked up.
-func (c *Cache) drop(id cas.ID, gen uint64, p string, err error) {
-	if errors.Is(err, fs.ErrNotExist) {
-		c.log.Debug("cache: a cached file vanished", "path", p)
-	} else {
-		c.dropped.Add(1)
-		c.log.Warn("cache: removing a cached object that fails verification; fetching it again", "object", id.String(), "path", p, "err", err)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if i, ok := c.idx.lookup(id); ok && c.idx.slots[i].gen == gen {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			c.log.Warn("cache: cannot remove a bad cached file", "path", p, "err", err)
-		}
-		c.idx.remove(i)
-	}
-}
-
 // fill fetches id from the source and caches it; it runs once per flight.
 func (c *Cache) fill(ctx context.Context, id cas.ID) ([]byte, error) {
 	c.mu.Lock()
@@ -420,7 +397,7 @@ func (c *Cache) fill(ctx context.Context, id cas.ID) ([]byte, error) {
 // did: not without WriteBehind, nor when they have enough waiting.
 func (c *Cache) queue(id cas.ID, b []byte) bool {
 	size := int64(len(b))
-	if c.behindMax == 0 || size > c.max {
+	if c.behindMax == 0 || size+headerSize > c.max {
 		return false
 	}
 	own := bytes.Clone(b) // the caller owns b; copied outside the lock
@@ -482,61 +459,204 @@ func (c *Cache) Flush() {
 // error for the caller, who has verified bytes; it is logged.
 func (c *Cache) store(id cas.ID, b []byte) {
 	size := int64(len(b))
-	if size > c.max {
+	rec := int64(headerSize) + size
+	if rec > c.max || size > math.MaxUint32 {
 		c.log.Debug("cache: object larger than the cache, not cached", "object", id.String(), "bytes", size)
 		return
 	}
 	c.mu.Lock()
-	if i, ok := c.idx.lookup(id); ok {
-		c.idx.moveToFront(i)
+	if e, ok := c.idx[id]; ok {
+		e.ref = true
+		c.idx[id] = e
 		c.mu.Unlock()
 		return
 	}
+	c.evictFor(rec)
+	s, off, err := c.reserve(rec)
 	c.mu.Unlock()
-	// Written in place, not renamed into place: the file is indexed only
-	// once whole, and a reader that finds it otherwise (torn by a crash,
-	// or rewritten after an eviction) fails to verify it and fetches.
-	p := c.path(id)
-	if err := writeFile(p, b); err != nil {
-		os.Remove(p)
+	if err != nil {
 		c.log.Warn("cache: cannot store an object; serving it uncached", "object", id.String(), "err", err)
 		return
 	}
+	// Written outside the lock, at an offset reserved for it alone; no
+	// reader looks there until it is indexed below.
+	_, err = s.f.WriteAt(encodeHeader(id, len(b)), off)
+	if err == nil {
+		_, err = s.f.WriteAt(b, off+headerSize)
+	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if i, ok := c.idx.lookup(id); ok {
-		c.idx.moveToFront(i) // stored meanwhile, with the same bytes
+	s.writing--
+	c.release(s)
+	switch {
+	case err != nil:
+		s.bad = true // a hole where the record should be: append elsewhere
+		c.log.Warn("cache: cannot store an object; serving it uncached", "object", id.String(), "err", err)
+	case s.dead:
+		// Evicted or purged while being written.
+	default:
+		if _, ok := c.idx[id]; !ok { // else stored meanwhile: these bytes are dead
+			c.gen++
+			c.idx[id] = entry{seg: s.seq, off: off + headerSize, size: size, gen: c.gen}
+			c.bytes += size
+			s.ids, s.offs, s.sizes = append(s.ids, id), append(s.offs, off+headerSize), append(s.sizes, size)
+		}
+	}
+	idx := c.indexable(s)
+	c.mu.Unlock()
+	c.writeIndex(idx)
+}
+
+// reserve returns the segment and offset where a record of rec bytes goes,
+// starting a new segment if needed; c.mu must be held. The caller writes
+// there and then decrements writing and calls release.
+func (c *Cache) reserve(rec int64) (*segment, int64, error) {
+	if s := c.active; s == nil || s.bad || s.size > 0 && s.size+rec > c.segMax {
+		if err := c.rotate(); err != nil {
+			return nil, 0, err
+		}
+	}
+	s := c.active
+	off := s.size
+	s.size += rec
+	c.disk += rec
+	s.refs++
+	s.writing++
+	return s, off, nil
+}
+
+// rotate seals the active segment and starts a new one; c.mu must be held.
+func (c *Cache) rotate() error {
+	if old := c.active; old != nil {
+		old.sealed = true
+		c.active = nil
+		if seg := c.indexable(old); seg != nil {
+			c.indexing.Go(func() { c.writeIndex(seg) })
+		}
+	}
+	seq := c.nextSeq
+	p := filepath.Join(c.segDir, segName(seq)+segSuffix)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("new segment: %w", err)
+	}
+	c.nextSeq++
+	s := &segment{seq: seq, f: f}
+	c.segs[seq] = s
+	c.order = append(c.order, seq)
+	c.active = s
+	return nil
+}
+
+// indexable returns what writeIndex needs to write the index of s, if s is
+// sealed, whole (no write in flight, none failed) and has none yet; else
+// nil. c.mu must be held.
+func (c *Cache) indexable(s *segment) *segment {
+	if !s.sealed || s.index || s.writing > 0 || s.bad || s.dead || len(s.ids) == 0 {
+		return nil
+	}
+	s.index = true
+	return &segment{seq: s.seq, size: s.size, ids: slices.Clone(s.ids), offs: slices.Clone(s.offs), sizes: slices.Clone(s.sizes)}
+}
+
+// writeIndex writes the index file of the sealed segment snapshot s.
+func (c *Cache) writeIndex(s *segment) {
+	if s == nil {
 		return
 	}
-	c.evictFor(size)
-	c.idx.add(id, size, time.Now().UnixNano())
+	p := filepath.Join(c.segDir, segName(s.seq)+idxSuffix)
+	if err := writeIndex(p, s); err != nil {
+		c.log.Warn("cache: cannot write a segment's index; it is read whole when the cache opens", "path", p, "err", err)
+	}
 }
 
-func writeFile(p string, b []byte) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// evictFor removes least recently used objects until size more bytes fit.
-// The caller holds c.mu.
-func (c *Cache) evictFor(size int64) {
-	for c.idx.bytes+size > c.max && c.idx.tail != none {
-		i := c.idx.tail
-		id := c.idx.slots[i].id
-		if err := os.Remove(c.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			// Forget it all the same: a file we cannot remove must not
-			// block every insert after it.
-			c.log.Warn("cache: cannot remove an evicted object", "object", id.String(), "err", err)
+// evictFor evicts the oldest segments until rec more bytes fit; c.mu must
+// be held. An object read since it was written (ref) is copied to the
+// active segment instead of dropped (see evict): the order of eviction is
+// first in, first out, with a second chance for what is used.
+func (c *Cache) evictFor(rec int64) {
+	for c.disk+rec > c.max && len(c.order) > 0 {
+		seq := c.order[0]
+		s := c.segs[seq]
+		if s == c.active {
+			if len(c.order) == 1 && s.size == 0 {
+				return
+			}
+			s.sealed, c.active = true, nil // evict it too; the next store starts another
 		}
-		c.idx.remove(i)
+		c.evict(s)
+	}
+}
+
+// evict removes segment s, keeping its recently read objects; c.mu must be
+// held.
+func (c *Cache) evict(s *segment) {
+	c.order = slices.DeleteFunc(c.order, func(q uint64) bool { return q == s.seq })
+	delete(c.segs, s.seq)
+	c.disk -= s.size
+	// At most half the segment is kept, so that each eviction frees at
+	// least the other half; but one object always may be, or a cache of
+	// one object a segment would be first in, first out. Eviction ends:
+	// what is kept loses its ref, and nothing reads meanwhile (c.mu).
+	budget, kept := s.size/2, 0
+	for i, id := range s.ids {
+		e, ok := c.idx[id]
+		if !ok || e.seg != s.seq || e.off != s.offs[i] {
+			continue // dropped, or cached again since
+		}
+		if e.ref && (e.size <= budget || kept == 0) && c.copyForward(s, id, e) {
+			budget -= e.size
+			kept++
+			continue
+		}
+		delete(c.idx, id)
+		c.bytes -= e.size
 		c.evictions.Add(1)
+	}
+	s.dead = true
+	if s.refs == 0 && s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+	c.removeFiles(s.seq)
+}
+
+// copyForward appends object id, at e in segment from, to the active
+// segment and points the index there; c.mu must be held (it writes under
+// the lock: a second chance is rare beside the stores). It reports whether
+// it did.
+func (c *Cache) copyForward(from *segment, id cas.ID, e entry) bool {
+	b := make([]byte, e.size)
+	if n, err := from.f.ReadAt(b, e.off); n != len(b) {
+		c.log.Debug("cache: cannot keep an object of an evicted segment", "object", id.String(), "err", err)
+		return false
+	}
+	s, off, err := c.reserve(int64(headerSize) + e.size)
+	if err != nil {
+		return false
+	}
+	_, err = s.f.WriteAt(encodeHeader(id, len(b)), off)
+	if err == nil {
+		_, err = s.f.WriteAt(b, off+headerSize)
+	}
+	s.writing--
+	c.release(s)
+	if err != nil {
+		s.bad = true
+		return false
+	}
+	c.gen++
+	c.idx[id] = entry{seg: s.seq, off: off + headerSize, size: e.size, gen: c.gen} // ref cleared: one more chance
+	s.ids, s.offs, s.sizes = append(s.ids, id), append(s.offs, off+headerSize), append(s.sizes, e.size)
+	return true
+}
+
+// removeFiles removes the files of segment seq; c.mu must be held.
+func (c *Cache) removeFiles(seq uint64) {
+	for _, suffix := range []string{segSuffix, idxSuffix} {
+		p := filepath.Join(c.segDir, segName(seq)+suffix)
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			c.log.Warn("cache: cannot remove a segment file", "path", p, "err", err)
+		}
 	}
 }
 
@@ -566,10 +686,13 @@ func (c *Cache) Stat(ctx context.Context, id cas.ID) (int64, error) {
 		c.mu.Unlock()
 		return 0, fmt.Errorf("cache: stat %s: %w", id.Short(), errClosed)
 	}
-	if i, ok := c.idx.lookup(id); ok {
-		size := c.idx.slots[i].size
+	if e, ok := c.idx[id]; ok {
 		c.mu.Unlock()
-		return size, nil
+		return e.size, nil
+	}
+	if b, ok := c.pending[id]; ok {
+		c.mu.Unlock()
+		return int64(len(b)), nil
 	}
 	c.mu.Unlock()
 	n, err := c.src.Stat(ctx, id)
@@ -580,14 +703,14 @@ func (c *Cache) Stat(ctx context.Context, id cas.ID) (int64, error) {
 }
 
 // Has reports whether id is cached, without touching the disk or the
-// source. A cached file found bad later is still refetched by Get.
+// source. A cached copy found bad later is still refetched by Get.
 func (c *Cache) Has(id cas.ID) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.pending[id]; ok {
 		return true
 	}
-	_, ok := c.idx.lookup(id)
+	_, ok := c.idx[id]
 	return ok
 }
 
@@ -611,7 +734,7 @@ func (c *Cache) Prefetch(ctx context.Context, ids []cas.ID) error {
 	var missing []cas.ID
 	for _, id := range ids {
 		_, waiting := c.pending[id]
-		if _, ok := c.idx.lookup(id); !ok && !waiting {
+		if _, ok := c.idx[id]; !ok && !waiting {
 			missing = append(missing, id)
 		}
 	}
@@ -636,24 +759,23 @@ func (c *Cache) Purge() error {
 	}
 	clear(c.pending) // the writers skip what is no longer waiting
 	c.pendingBytes = 0
-	var errs []error
-	for id, i := range c.idx.byID {
-		if err := os.Remove(c.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err) // keep it indexed: it is still on disk
-			continue
+	for _, s := range c.segs {
+		s.dead = true
+		if s.refs == 0 && s.f != nil {
+			s.f.Close()
+			s.f = nil
 		}
-		c.idx.remove(i)
+		c.removeFiles(s.seq)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("cache: purge: %w", err)
-	}
+	c.segs, c.order, c.active = map[uint64]*segment{}, nil, nil
+	c.idx, c.bytes, c.disk = map[cas.ID]entry{}, 0, 0
 	return nil
 }
 
 // Stats returns the counters and the current contents.
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
-	bytes, count := c.idx.bytes, c.idx.len()
+	bytes, count, disk := c.bytes, len(c.idx), c.disk
 	c.mu.Unlock()
 	return Stats{
 		Hits:         c.hits.Load(),
@@ -664,12 +786,15 @@ func (c *Cache) Stats() Stats {
 		Dropped:      c.dropped.Load(),
 		Bytes:        bytes,
 		Count:        count,
+		DiskBytes:    disk,
 		MaxBytes:     c.max,
 	}
 }
 
 // Close cancels fetches in flight, waits for them and for the objects
-// waiting to be written, and releases the directory. It does not close the source. Calls after Close fail.
+// waiting to be written, writes the index of the last segment, and
+// releases the directory. It does not close the source. Calls after Close
+// fail.
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -684,8 +809,37 @@ func (c *Cache) Close() error {
 		close(c.writes) // no fill is left to queue more
 		c.writers.Wait()
 	}
+	c.mu.Lock()
+	var toIndex []*segment
+	for _, s := range c.segs {
+		s.sealed = true
+		if seg := c.indexable(s); seg != nil {
+			toIndex = append(toIndex, seg)
+		}
+	}
+	c.active = nil
+	c.mu.Unlock()
+	for _, s := range toIndex {
+		c.writeIndex(s)
+	}
+	c.indexing.Wait()
+	c.closeFiles()
 	if err := c.lock.Close(); err != nil {
 		return fmt.Errorf("cache: close: %w", err)
 	}
 	return nil
+}
+
+// closeFiles closes the segment files that no read holds; the rest close
+// when their reads end.
+func (c *Cache) closeFiles() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.segs {
+		s.dead = true
+		if s.refs == 0 && s.f != nil {
+			s.f.Close()
+			s.f = nil
+		}
+	}
 }

@@ -114,12 +114,13 @@ func mustGet(t testing.TB, c *cache.Cache, id cas.ID, want []byte) {
 	}
 }
 
-// onDisk lists the cached files as a user would see them: path → size.
+// onDisk lists the cache's segment files as a user would see them: path →
+// size.
 func onDisk(t *testing.T, dir string) map[string]int64 {
 	t.Helper()
 	files := map[string]int64{}
-	err := filepath.WalkDir(filepath.Join(dir, "objects"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+	err := filepath.WalkDir(filepath.Join(dir, "segments"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".seg") {
 			return err
 		}
 		info, err := d.Info()
@@ -143,9 +144,28 @@ func diskBytes(t *testing.T, dir string) int64 {
 	return n
 }
 
-func objectPath(dir string, id cas.ID) string {
-	return filepath.Join(dir, "objects", id.String()[:2], id.String())
+// onDiskCopy returns the bytes of the cached copy of id, read from its
+// segment file, and the file.
+func onDiskCopy(t *testing.T, c *cache.Cache, id cas.ID, size int) ([]byte, string) {
+	t.Helper()
+	p, off, ok := cache.RecordAt(c, id)
+	if !ok {
+		t.Fatalf("%s is not cached on disk", id.Short())
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, size)
+	if _, err := f.ReadAt(b, off); err != nil && size > 0 {
+		t.Fatalf("read the cached copy of %s: %v", id.Short(), err)
+	}
+	return b, p
 }
+
+// rec is what an object of size bytes costs on disk.
+func rec(size int) int64 { return int64(size) + cache.RecordOverhead }
 
 func TestRoundTripAndHit(t *testing.T) {
 	src := newCounting()
@@ -160,8 +180,9 @@ func TestRoundTripAndHit(t *testing.T) {
 		if got := src.gets.Load() - before; got != 1 {
 			t.Errorf("%d bytes: source asked %d times for two Gets, want once", n, got)
 		}
-		if b, err := os.ReadFile(objectPath(dir, id)); err != nil || !bytes.Equal(b, data) {
-			t.Errorf("%d bytes: cached file: %v", n, err)
+		c.Flush()
+		if b, _ := onDiskCopy(t, c, id, len(data)); !bytes.Equal(b, data) {
+			t.Errorf("%d bytes: the copy on disk differs", n)
 		}
 		if !c.Has(id) {
 			t.Errorf("%d bytes: Has is false after Get", n)
@@ -184,7 +205,7 @@ func TestBoundAndLRU(t *testing.T) {
 	const size, keep = 4096, 10
 	src := newCounting()
 	dir := t.TempDir()
-	c := open(t, dir, keep*size, src, nil)
+	c := open(t, dir, keep*rec(size), src, nil)
 	var ids []cas.ID
 	var datas [][]byte
 	for i := range 200 {
@@ -207,8 +228,8 @@ func TestBoundAndLRU(t *testing.T) {
 	}
 	for i := keep + 2; i < len(ids); i++ {
 		mustGet(t, c, ids[i], datas[i])
-		if n := diskBytes(t, dir); n > keep*size {
-			t.Fatalf("after %d inserts the cache holds %d bytes on disk, bound %d", i+1, n, keep*size)
+		if n := diskBytes(t, dir); n > keep*rec(size) {
+			t.Fatalf("after %d inserts the cache holds %d bytes on disk, bound %d", i+1, n, keep*rec(size))
 		}
 	}
 	if files := onDisk(t, dir); len(files) != keep {
@@ -234,8 +255,8 @@ func TestLargerThanBound(t *testing.T) {
 	if c.Has(bigID) || !c.Has(smallID) {
 		t.Errorf("after an object over the bound: big cached %v, small cached %v; want false, true", c.Has(bigID), c.Has(smallID))
 	}
-	if n := diskBytes(t, dir); n != 5000 {
-		t.Errorf("%d bytes on disk, want 5000", n)
+	if n := diskBytes(t, dir); n != rec(5000) {
+		t.Errorf("%d bytes on disk, want %d", n, rec(5000))
 	}
 }
 
@@ -321,18 +342,28 @@ func TestConcurrentChurn(t *testing.T) {
 	}
 	wg.Wait()
 	st := c.Stats()
-	if st.Bytes > st.MaxBytes || diskBytes(t, dir) != st.Bytes || len(onDisk(t, dir)) != st.Count {
-		t.Errorf("stats %+v, but %d bytes in %d files on disk", st, diskBytes(t, dir), len(onDisk(t, dir)))
+	if st.DiskBytes > st.MaxBytes || diskBytes(t, dir) != st.DiskBytes || st.Bytes+int64(st.Count)*cache.RecordOverhead > st.DiskBytes {
+		t.Errorf("stats %+v, but %d bytes in %d segment files on disk", st, diskBytes(t, dir), len(onDisk(t, dir)))
 	}
 }
 
 func TestCorruptFileOnDisk(t *testing.T) {
 	other := chunk(99, 64<<10)
-	for name, damage := range map[string]func([]byte) []byte{
-		"flipped byte":  func(b []byte) []byte { b[len(b)/2] ^= 1; return b },
-		"truncated":     func(b []byte) []byte { return b[:len(b)-1] },
-		"empty":         func(b []byte) []byte { return nil },
-		"other content": func(b []byte) []byte { return other },
+	// Each damages the cached copy, at off in the segment file f, of an
+	// object of size bytes.
+	for name, damage := range map[string]func(f *os.File, off, size int64) error{
+		"flipped byte": func(f *os.File, off, size int64) error {
+			b := []byte{0}
+			if _, err := f.ReadAt(b, off+size/2); err != nil {
+				return err
+			}
+			b[0] ^= 1
+			_, err := f.WriteAt(b, off+size/2)
+			return err
+		},
+		"truncated":     func(f *os.File, off, size int64) error { return f.Truncate(off + size - 1) },
+		"empty":         func(f *os.File, off, size int64) error { return f.Truncate(0) },
+		"other content": func(f *os.File, off, size int64) error { _, err := f.WriteAt(other, off); return err },
 	} {
 		t.Run(name, func(t *testing.T) {
 			src := newCounting()
@@ -343,14 +374,18 @@ func TestCorruptFileOnDisk(t *testing.T) {
 			id := put(t, src, data)
 			mustGet(t, c, id, data)
 
-			p := objectPath(dir, id)
-			b, err := os.ReadFile(p)
+			p, off, ok := cache.RecordAt(c, id)
+			if !ok {
+				t.Fatal("not cached")
+			}
+			f, err := os.OpenFile(p, os.O_RDWR, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(p, damage(b), 0o600); err != nil {
+			if err := damage(f, off, int64(len(data))); err != nil {
 				t.Fatal(err)
 			}
+			f.Close()
 			mustGet(t, c, id, data)
 			if got := src.gets.Load(); got != 2 {
 				t.Errorf("source asked %d times, want 2 (the refetch)", got)
@@ -358,8 +393,8 @@ func TestCorruptFileOnDisk(t *testing.T) {
 			if !strings.Contains(log.String(), "fails verification") || !strings.Contains(log.String(), id.String()) {
 				t.Errorf("damage not logged with the object id; log:\n%s", log.String())
 			}
-			if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, data) {
-				t.Errorf("cached file not repaired: %v", err)
+			if b, _ := onDiskCopy(t, c, id, len(data)); !bytes.Equal(b, data) {
+				t.Error("the cached copy was not stored again")
 			}
 			if st := c.Stats(); st.Dropped != 1 || st.Count != 1 || st.Bytes != int64(len(data)) {
 				t.Errorf("stats %+v", st)
@@ -463,48 +498,44 @@ func TestReopen(t *testing.T) {
 	const size = 4096
 	src := newCounting()
 	dir := t.TempDir()
-	c, err := cache.New(dir, 10*size, src, nil)
+	c, err := cache.New(dir, 10*rec(size), src, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cache.New(dir, 10*size, src, nil); err == nil {
+	if _, err := cache.New(dir, 10*rec(size), src, nil); err == nil {
 		t.Error("a second Cache opened the same dir while the first is open")
 	}
 	var ids []cas.ID
 	var datas [][]byte
-	base := time.Now().Add(-time.Hour)
 	for i := range 10 {
 		datas = append(datas, chunk(uint64(i), size))
 		ids = append(ids, put(t, src, datas[i]))
 		mustGet(t, c, ids[i], datas[i])
-		// A history of use: object i last used i minutes after base.
-		if err := os.Chtimes(objectPath(dir, ids[i]), time.Time{}, base.Add(time.Duration(i)*time.Minute)); err != nil {
-			t.Fatal(err)
-		}
 	}
 	before := c.Stats()
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// A temp file of an earlier version of the cache, which wrote objects
-	// to tmp/ and renamed them into place.
-	leftover := filepath.Join(dir, "tmp", "0123456789ab-crashed")
+	// The layout of earlier versions, a file per object, is dropped.
+	leftover := filepath.Join(dir, "objects", "01", "0123456789ab")
 	if err := os.MkdirAll(filepath.Dir(leftover), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(leftover, []byte("half an object"), 0o600); err != nil {
+	if err := os.WriteFile(leftover, []byte("an object of an old cache"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	c = open(t, dir, 10*size, src, nil)
-	if st := c.Stats(); st.Count != before.Count || st.Bytes != before.Bytes {
-		t.Errorf("reopened with %d objects, %d bytes; closed with %d, %d", st.Count, st.Bytes, before.Count, before.Bytes)
+	c = open(t, dir, 10*rec(size), src, nil)
+	if st := c.Stats(); st.Count != before.Count || st.Bytes != before.Bytes || st.DiskBytes != before.DiskBytes {
+		t.Errorf("reopened with %+v; closed with %+v", st, before)
 	}
-	if _, err := os.Stat(leftover); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("leftover temp file still there: %v", err)
+	if _, err := os.Stat(filepath.Dir(leftover)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the old layout is still there: %v", err)
 	}
 	gets := src.gets.Load()
-	mustGet(t, c, ids[0], datas[0]) // the oldest becomes the newest
+	for i, id := range ids {
+		mustGet(t, c, id, datas[i])
+	}
 	if src.gets.Load() != gets {
 		t.Error("an object cached before the reopen was fetched again")
 	}
@@ -512,15 +543,52 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Reopening with half the room keeps the five most recently used.
-	c = open(t, dir, 5*size, src, nil)
+	// Reopening with half the room keeps the five stored last.
+	c = open(t, dir, 5*rec(size), src, nil)
 	for i, id := range ids {
-		if want := i == 0 || i >= 6; c.Has(id) != want {
+		if want := i >= 5; c.Has(id) != want {
 			t.Errorf("object %d: cached %v after reopening smaller, want %v", i, !want, want)
 		}
 	}
-	if n := diskBytes(t, dir); n != 5*size {
-		t.Errorf("%d bytes on disk, want %d", n, 5*size)
+	if n := diskBytes(t, dir); n != 5*rec(size) {
+		t.Errorf("%d bytes on disk, want %d", n, 5*rec(size))
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A crash may leave the last segment without its index and with a torn
+// record at its end: the next open reads its headers, keeps every whole
+// record and serves them, and fetches the torn one again.
+func TestReopenAfterCrash(t *testing.T) {
+	src := newCounting()
+	dir := t.TempDir()
+	c := open(t, dir, 1<<20, src, nil)
+	var ids []cas.ID
+	var datas [][]byte
+	for i := range 5 {
+		datas = append(datas, chunk(uint64(i), 3000+i))
+		ids = append(ids, put(t, src, datas[i]))
+		mustGet(t, c, ids[i], datas[i])
+	}
+	p, off, _ := cache.RecordAt(c, ids[4])
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(strings.TrimSuffix(p, ".seg") + ".idx"); err != nil {
+		t.Fatalf("no index written at Close: %v", err)
+	}
+	if err := os.Truncate(p, off+100); err != nil { // the last record torn
+		t.Fatal(err)
+	}
+	c = open(t, dir, 1<<20, src, nil)
+	gets := src.gets.Load()
+	for i, id := range ids {
+		mustGet(t, c, id, datas[i])
+	}
+	if n := src.gets.Load() - gets; n != 1 {
+		t.Errorf("%d objects fetched again after the crash, want 1 (the torn one)", n)
 	}
 }
 

@@ -14,26 +14,33 @@
 //
 // # Layout
 //
-//	lock            flock'd while a Cache is open: one user of dir at a time
-//	objects/ab/<id> one file per object, named by its 64 hex digit id and
-//	                fanned out by the first two digits
+//	lock                    flock'd while a Cache is open: one user of dir at a time
+//	segments/<seq>.seg      objects, appended one after another as records
+//	                        (magic, size, id, bytes); never changed after
+//	segments/<seq>.idx      the records of a sealed segment, so that opening
+//	                        the cache need not read every header
+//
+// A file per object, the obvious layout, costs a file creation for every
+// chunk fetched and an open for every chunk read: on ext4 that was half of
+// the daemon's CPU while it read a dataset of small files from a remote,
+// and it capped a cold sequential read. Appending to a segment costs one
+// write; reading costs one pread on a file that stays open.
 //
 // # Never wrong, sometimes forgetful
 //
-// An object is written in place and indexed once it is whole; a rename
-// into place would make each object cost two more metadata operations,
-// and is not needed, because every read from disk is verified against the
-// id before a byte is returned. Nothing is fsynced: after a crash a file
-// may be empty or torn, and that is fine: it fails verification when it is
-// first read, and is removed, logged and fetched again. The cache may lose
-// entries in a crash; it never serves wrong bytes. Objects from the source
-// are verified before they are cached, so a bad source cannot poison the
-// cache (they are returned as an error wrapping cas.ErrCorrupt and not
-// kept), by the source itself if it says so (SourceVerifies: the stores of
-// this module hash every object they read, and one pass is enough) or by
-// the cache. Verifying costs one BLAKE3 pass per read (about 25 µs for a
-// 64 KiB chunk), a fair price for a filesystem that must not return wrong
-// data.
+// Nothing is fsynced. A record is indexed in memory once it is written
+// whole; after a crash, a segment without its index is read record by
+// record up to the first that is torn, and the rest of it is forgotten.
+// That is fine because every read from disk is verified against the id
+// before a byte is returned: a record that fails is dropped, logged, and
+// fetched again. The cache may lose entries in a crash; it never serves
+// wrong bytes. Objects from the source are verified before they are
+// cached, so a bad source cannot poison the cache (they are returned as an
+// error wrapping cas.ErrCorrupt and not kept), by the source itself if it
+// says so (SourceVerifies: the stores of this module hash every object
+// they read, and one pass is enough) or by the cache. Verifying costs one
+// BLAKE3 pass per read (about 25 µs for a 64 KiB chunk), a fair price for
+// a filesystem that must not return wrong data.
 //
 // # Write-behind
 //
@@ -52,13 +59,15 @@
 //
 // # Eviction
 //
-// The index (id → size, position in the LRU list) lives in memory, about
-// 100 bytes an object, in a layout the garbage collector does not scan. An
-// insert that would exceed the bound evicts least recently used objects
-// first; an object larger than the whole bound is returned but not cached.
-// The order survives a restart through file mtimes: New sorts the files by
-// mtime, and a hit sets the mtime at most once a minute per object, so hits
-// stay free of metadata writes and the order after a restart is right to
-// within a minute. New does not read the files (that could be many
-// gigabytes); they are verified on first use.
+// The bound is on the bytes of the segment files, headers and dropped
+// records included. Space is freed a segment at a time (a sixteenth of the
+// cache, 4 KiB to 256 MiB), oldest first; an object read since it was
+// written gets a second chance, copied to the newest segment instead of
+// dropped (up to half of the segment, so that an eviction always frees
+// space). That is first in, first out with a second chance for what is
+// used: close to least recently used for a working set that is read
+// again and again, and with no metadata write for a hit. The index (id →
+// segment, offset, size) lives in memory, about 100 bytes an object; after
+// a restart, segments are as old as their order on disk says, and the
+// second chances start anew.
 package cache

@@ -656,6 +656,15 @@ func (s *Store) Close() error {
 	return errors.Join(err, s.be.Close())
 }
 
+// PackEntries reads the index of pack id, of size bytes, from its tail in
+// the backend (two small reads), without adding it to the Store's index.
+// It lets a caller learn what a pack holds without reading all of it: the
+// tiered store uses it to skip uploading packs whose blobs the remote has.
+func (s *Store) PackEntries(ctx context.Context, id cas.ID, size int64) ([]Entry, error) {
+	entries, _, err := s.readIndex(ctx, id, size)
+	return entries, err
+}
+
 // Locate tells where a written blob lives: its pack and byte range. Tests
 // use it to damage a blob on purpose.
 func (s *Store) Locate(id cas.ID) (pack cas.ID, off, length int64, ok bool) {

@@ -8,11 +8,12 @@
 // bucket as it happens would make every write wait on the network and pay
 // for bytes nobody else reads. So writes stay local (in packs on the local
 // disk) until a name is given to them: CreateRef first uploads every local
-// pack the remote lacks, whole and under its own name, and only then
-// creates the ref on the remote with the remote's conditional create. The
-// remote therefore never holds a name that points at missing objects, and
-// two machines that create the same name at once get one success and one
-// cas.ErrExists.
+// pack the remote lacks, whole and under its own name (a pack whose blobs
+// the remote holds already, such as one Fetch wrote, is not sent again),
+// and only then creates the ref on the remote with the remote's
+// conditional create. The remote therefore never holds a name that points
+// at missing objects, and two machines that create the same name at once
+// get one success and one cas.ErrExists.
 //
 // Reads try the local store first and fall back to the remote. Ref reads
 // merge both: the remote's refs (listed at most once per RefsMaxAge) over
@@ -203,43 +204,35 @@ func (s *Store) Delete(ctx context.Context, id cas.ID) error {
 type PushStats struct {
 	Packs int   // pack files uploaded
 	Bytes int64 // their bytes
+	// Skipped counts the local packs not uploaded because the remote
+	// holds every blob in them already: those of versions Fetch copied.
+	Skipped int
+}
+
+// localPack is a pack file of the local tier.
+type localPack struct {
+	id   cas.ID
+	size int64
 }
 
 // Upload copies every local pack file the remote lacks to the remote,
-// whole. progress, if set, is called after each pack with the bytes done
-// and the bytes to do.
+// whole. A local pack whose every blob the remote holds already, in packs
+// of its own, is not uploaded: Fetch writes what it copies from the remote
+// into new local packs, and uploading those would send back bytes the
+// remote has. progress, if set, is called after each pack with the bytes
+// done and the bytes to do.
 func (s *Store) Upload(ctx context.Context, progress func(done, total int64)) (PushStats, error) {
 	s.pushMu.Lock()
 	defer s.pushMu.Unlock()
 	if err := s.o.Local.Flush(ctx); err != nil {
 		return PushStats{}, fmt.Errorf("push: write the local packs: %w", err)
 	}
-	if s.uploaded == nil {
-		have := map[cas.ID]bool{}
-		err := s.o.RemoteFiles.List(ctx, func(id cas.ID, _ int64) error {
-			have[id] = true
-			return nil
-		})
-		if err != nil {
-			return PushStats{}, fmt.Errorf("push: list the remote's packs: %w", err)
-		}
-		s.uploaded = have
+	if err := s.listUploaded(ctx); err != nil {
+		return PushStats{}, err
 	}
-	type file struct {
-		id   cas.ID
-		size int64
-	}
-	var todo []file
-	var total int64
-	err := s.o.LocalFiles.List(ctx, func(id cas.ID, size int64) error {
-		if !s.uploaded[id] {
-			todo = append(todo, file{id, size})
-			total += size
-		}
-		return nil
-	})
+	todo, total, err := s.toUpload(ctx)
 	if err != nil {
-		return PushStats{}, fmt.Errorf("push: list the local packs: %w", err)
+		return PushStats{}, err
 	}
 	var (
 		mu sync.Mutex
@@ -249,26 +242,21 @@ func (s *Store) Upload(ctx context.Context, progress func(done, total int64)) (P
 	g.SetLimit(s.o.Uploads)
 	for _, f := range todo {
 		g.Go(func() error {
-			data, err := s.o.LocalFiles.GetRange(gctx, f.id, 0, -1)
-			if errors.Is(err, cas.ErrNotFound) {
-				return nil // compacted away meanwhile; its blobs are in a newer pack
-			}
-			if err == nil {
-				err = checkPack(f.id, data)
-			}
+			n, err := s.uploadPack(gctx, f)
 			if err != nil {
-				return fmt.Errorf("push: read pack %s: %w", f.id.Short(), err)
-			}
-			if err := s.o.RemoteFiles.Put(gctx, f.id, data); err != nil {
-				return fmt.Errorf("push: upload pack %s: %w", f.id.Short(), err)
+				return err
 			}
 			mu.Lock()
 			s.uploaded[f.id] = true
-			st.Packs++
-			st.Bytes += int64(len(data))
+			if n > 0 {
+				st.Packs++
+				st.Bytes += n
+			} else {
+				st.Skipped++
+			}
 			done := st.Bytes
 			mu.Unlock()
-			if progress != nil {
+			if progress != nil && n > 0 {
 				progress(done, total)
 			}
 			return nil
@@ -276,6 +264,93 @@ func (s *Store) Upload(ctx context.Context, progress func(done, total int64)) (P
 	}
 	err = g.Wait()
 	return st, err
+}
+
+// listUploaded lists the remote's pack files, once per Store: after that,
+// Upload keeps the list itself. s.pushMu is held.
+func (s *Store) listUploaded(ctx context.Context) error {
+	if s.uploaded != nil {
+		return nil
+	}
+	have := map[cas.ID]bool{}
+	err := s.o.RemoteFiles.List(ctx, func(id cas.ID, _ int64) error {
+		have[id] = true
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("push: list the remote's packs: %w", err)
+	}
+	s.uploaded = have
+	return nil
+}
+
+// toUpload lists the local packs that are not known to be on the remote,
+// and their bytes. s.pushMu is held.
+func (s *Store) toUpload(ctx context.Context) ([]localPack, int64, error) {
+	var todo []localPack
+	var total int64
+	err := s.o.LocalFiles.List(ctx, func(id cas.ID, size int64) error {
+		if !s.uploaded[id] {
+			todo = append(todo, localPack{id, size})
+			total += size
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("push: list the local packs: %w", err)
+	}
+	return todo, total, nil
+}
+
+// uploadPack uploads local pack f, verified, unless the remote has its
+// blobs, and returns the bytes uploaded: 0 for a pack not uploaded.
+func (s *Store) uploadPack(ctx context.Context, f localPack) (int64, error) {
+	if s.remoteHasBlobs(ctx, f) {
+		return 0, nil
+	}
+	data, err := s.o.LocalFiles.GetRange(ctx, f.id, 0, -1)
+	if errors.Is(err, cas.ErrNotFound) {
+		return 0, nil // compacted away meanwhile; its blobs are in a newer pack
+	}
+	if err == nil {
+		err = checkPack(f.id, data)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("push: read pack %s: %w", f.id.Short(), err)
+	}
+	if err := s.o.RemoteFiles.Put(ctx, f.id, data); err != nil {
+		return 0, fmt.Errorf("push: upload pack %s: %w", f.id.Short(), err)
+	}
+	return int64(len(data)), nil
+}
+
+// packEntries is the local pack store's PackEntries (pack.Store).
+type packEntries interface {
+	PackEntries(ctx context.Context, id cas.ID, size int64) ([]pack.Entry, error)
+}
+
+// remoteHasBlobs reports whether the remote holds every blob of local
+// pack f. It reads the pack's index from its tail, not the whole pack,
+// and asks the remote tier's Stat, which in a pack store looks at the
+// index it keeps in memory and sends no request: a pulled version of a
+// million blobs costs no million requests. A blob the index does not know
+// (written by another machine since it was loaded, say) makes the answer
+// false, and the pack is uploaded: a copy too many, never one too few.
+func (s *Store) remoteHasBlobs(ctx context.Context, f localPack) bool {
+	pe, ok := s.o.Local.(packEntries)
+	if !ok {
+		return false
+	}
+	entries, err := pe.PackEntries(ctx, f.id, f.size)
+	if err != nil || len(entries) == 0 {
+		return false // uploadPack reads the whole pack and reports what is wrong
+	}
+	for _, e := range entries {
+		if _, err := s.o.Remote.Stat(ctx, e.ID); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // checkPack verifies a pack file before it leaves the machine: its name,
@@ -538,7 +613,21 @@ func (s *Store) Pending(ctx context.Context) (map[string]cas.ID, error) {
 
 // PullStats counts what Pull recorded locally.
 type PullStats struct {
-	Refs int // refs new or changed locally
+	Refs  int      // refs new or changed locally
+	Names []string // their names, sorted
+}
+
+// Count returns how many of the refs recorded are of a kind: refs name
+// more than versions (runs are refs too, and a live run publishes a new
+// one every few seconds), and a caller counts what its user calls new.
+func (p PullStats) Count(kind func(name string) bool) int {
+	n := 0
+	for _, name := range p.Names {
+		if kind(name) {
+			n++
+		}
+	}
+	return n
 }
 
 // Pull records the remote's refs locally, so they resolve without the
@@ -566,6 +655,7 @@ func (s *Store) Pull(ctx context.Context) (PullStats, error) {
 			return st, fmt.Errorf("pull: ref %s: %w", name, err)
 		}
 		st.Refs++
+		st.Names = append(st.Names, name)
 	}
 	return st, nil
 }

@@ -314,3 +314,55 @@ func TestFetch(t *testing.T) {
 		t.Fatalf("reads after the fetch went to the remote: %d requests", remote.gets.Load()-gets)
 	}
 }
+
+// What Fetch copied here is on the remote already: the next publish
+// uploads none of it, and asks the remote nothing per object, while a
+// blob made here is still uploaded.
+func TestPublishAfterFetchUploadsOnlyNew(t *testing.T) {
+	remote := &counting{Store: mem.New()}
+	b := machine(t, remote, tiered.Options{}) // opened before the version exists
+	defer b.Close()
+	a := machine(t, remote, tiered.Options{})
+	defer a.Close()
+	var ids []cas.ID
+	for i := 0; i < 200; i++ {
+		ids = append(ids, put(t, a, bytes.Repeat([]byte{byte(i), 7}, 3000)))
+	}
+	if err := a.CreateRef(bg, "ds/v1", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := b.Fetch(bg, ids, nil); err != nil || st.Objects != len(ids) {
+		t.Fatalf("fetch: %+v, %v", st, err)
+	}
+
+	puts, gets := remote.puts.Load(), remote.gets.Load()
+	st, err := b.Upload(bg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Packs != 0 || st.Skipped == 0 {
+		t.Fatalf("push after a fetch: %+v; want no pack uploaded and the fetched ones skipped", st)
+	}
+	if err := b.CreateRef(bg, "ds/v1-again", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if n := remote.puts.Load() - puts; n != 0 {
+		t.Fatalf("publishing after a fetch uploaded %d packs, want 0: the remote has every fetched blob", n)
+	}
+	if n := remote.gets.Load() - gets; n != 0 {
+		t.Fatalf("publishing after a fetch read the remote %d times, want 0: its index says what it has", n)
+	}
+
+	// A new blob on top of the fetched ones is published, and reads on a.
+	data := []byte("made on b, after the fetch")
+	id := put(t, b, data)
+	if err := b.CreateRef(bg, "ds/v2", id); err != nil {
+		t.Fatal(err)
+	}
+	if n := remote.puts.Load() - puts; n != 1 {
+		t.Fatalf("publishing a new blob uploaded %d packs, want 1", n)
+	}
+	if got, err := a.Get(bg, id); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("a reads b's new blob: %q, %v", got, err)
+	}
+}

@@ -281,8 +281,10 @@ that a name on the remote reaches is fetched from it and verified.`,
 					return err
 				}
 			}
-			fmt.Fprintf(out, "checked %d versions, %d trees, %d files, %d chunks (%s): %d problems\n",
-				st.Versions, st.Trees, st.Files, st.Chunks, humanBytes(st.Bytes), st.Problems)
+			// Runs are refs to version objects too, but not versions.
+			fmt.Fprintf(out, "checked %s, %s, %s, %s, %s (%s): %s\n",
+				plural(st.Versions, "version"), plural(st.Runs, "run"), plural(st.Trees, "tree"), plural(st.Files, "file"),
+				plural(st.Chunks, "chunk"), humanBytes(st.Bytes), plural(st.Problems, "problem"))
 			if st.Problems > 0 {
 				return exitError{1}
 			}

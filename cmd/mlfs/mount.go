@@ -168,7 +168,13 @@ func umountCmd(g *globals) *cobra.Command {
 				pid = c.PID()
 				c.Close()
 			}
+			// Best effort: without the note, the daemon logs the unmount
+			// as one from outside, which is all that is lost.
+			noted := daemon.NoteUnmount(cfg, dir) == nil
 			if err := unmount(dir); err != nil {
+				if noted {
+					daemon.ForgetUnmount(cfg)
+				}
 				return err
 			}
 			if pid == 0 {
@@ -317,7 +323,7 @@ func statusCmd(g *globals) *cobra.Command {
 			}
 			cs := st.Cache
 			fmt.Fprintf(out, "cache   %s of %s in %d chunks; %d hits, %d misses, %s fetched, %d evicted, %d found damaged and fetched again\n",
-				humanBytes(cs.Bytes), humanBytes(cs.MaxBytes), cs.Count, cs.Hits, cs.Misses, humanBytes(cs.FetchedBytes), cs.Evictions, cs.Dropped)
+				humanBytes(cs.DiskBytes), humanBytes(cs.MaxBytes), cs.Count, cs.Hits, cs.Misses, humanBytes(cs.FetchedBytes), cs.Evictions, cs.Dropped)
 			rs := st.Runs
 			fmt.Fprintf(out, "runs    %d (%d running, %d with parsers in memory); %d metric points parsed from %s since the daemon started\n",
 				rs.Runs, rs.Running, rs.Active, rs.Points, humanBytes(rs.BytesRead))

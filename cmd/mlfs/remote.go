@@ -1,9 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"os"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -51,7 +55,10 @@ func remoteAddCmd(g *globals) *cobra.Command {
 			if _, err := rc.RequestTimeout(); err != nil {
 				return err
 			}
-			cfg, err := g.config()
+			// The file alone, not the settings in effect: Save writes
+			// what cfg holds, and MLFS_* values and defaults do not
+			// belong in the file.
+			cfg, err := config.LoadFile(os.Getenv)
 			if err != nil {
 				return err
 			}
@@ -149,21 +156,47 @@ func remoteRmCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rm NAME",
 		Short: "Forget a remote (its data stays where it is)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Forget a remote; nothing on it is deleted. As with git remote rm, removing
+the remote the daemon uses is allowed, and unsets it (the config's remote):
+rm says so, the daemon runs without a remote from its next start (a running
+one keeps its remote until then), and mlfs remote add sets a new one.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.config()
+			name := args[0]
+			cfg, err := config.LoadFile(os.Getenv) // the file alone, as in remote add
 			if err != nil {
 				return err
 			}
-			if _, ok := cfg.Remotes[args[0]]; !ok {
-				return fmt.Errorf("no remote %s (mlfs remote ls lists them)", args[0])
+			unset, err := cfg.RemoveRemote(name)
+			if errors.Is(err, config.ErrNoSuchRemote) {
+				return fmt.Errorf("no remote %s (mlfs remote ls lists them)", name)
 			}
-			delete(cfg.Remotes, args[0])
-			if cfg.Remote == args[0] {
-				cfg.Remote = ""
+			if err != nil {
+				return err
 			}
-			return cfg.Save()
+			if err := cfg.Save(); err != nil {
+				return err
+			}
+			if unset {
+				tellUnset(cmd.OutOrStdout(), cfg, name)
+			}
+			return nil
 		},
+	}
+}
+
+// tellUnset tells that removing remote name left the daemon without one,
+// and how to set another.
+func tellUnset(out io.Writer, cfg *config.Config, name string) {
+	fmt.Fprintf(out, "removed %s, the remote the daemon uses: no remote is set now\n", name)
+	fmt.Fprintln(out, "a running daemon keeps it until it restarts (mlfs umount, then mlfs mount)")
+	if others := slices.Sorted(maps.Keys(cfg.Remotes)); len(others) > 0 {
+		fmt.Fprintf(out, "to use %s instead, set remote = %q in %s\n", others[0], others[0], cfg.Paths.ConfigFile)
+	} else {
+		fmt.Fprintln(out, "mlfs remote add NAME URL sets a new one")
+	}
+	if os.Getenv("MLFS_REMOTE") == name {
+		fmt.Fprintf(out, "$MLFS_REMOTE still names %s: unset it, or mlfs cannot load its config\n", name)
 	}
 }
 
@@ -206,7 +239,8 @@ published.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "pushed to %s: %d packs (%s), %d names, %d runs\n", res.Remote, res.Packs, humanBytes(res.Bytes), res.Refs, res.Runs)
+			fmt.Fprintf(out, "pushed to %s: %s (%s), %s, %s\n", res.Remote, plural(res.Packs, "pack"), humanBytes(res.Bytes),
+				plural(res.Refs, "name"), plural(res.Runs, "run"))
 			for _, c := range res.Conflicts {
 				fmt.Fprintf(out, "CONFLICT %s: the remote has another version of this name; rename yours (mlfs add, or mkdir under a new name) to publish it\n", refDisplay(c))
 			}
@@ -246,13 +280,37 @@ the local store, so they read without the network.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "pulled from %s: %d new names, %d runs\n", res.Remote, res.Refs, res.Runs)
+			fmt.Fprintf(out, "pulled from %s: %s\n", res.Remote, pulled(res))
 			if len(refs) > 0 {
 				fmt.Fprintf(out, "copied here: %d objects (%s)\n", res.Fetched, humanBytes(res.FetchedBytes))
 			}
 			return nil
 		},
 	}
+}
+
+// pulled says what a pull found: the versions new here and the runs
+// imported (new, or newer than here), or that nothing was new.
+func pulled(res daemon.SyncResult) string {
+	var parts []string
+	if res.Refs > 0 {
+		parts = append(parts, plural(res.Refs, "new version"))
+	}
+	if res.Runs > 0 {
+		parts = append(parts, plural(res.Runs, "run")+" imported")
+	}
+	if len(parts) == 0 {
+		return "nothing new"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// plural says n things: "1 version", "0 versions", "2 versions".
+func plural[N int | int64](n N, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // refDisplay shows a ref name as the CLI names versions: ds/v1 → ds@v1.

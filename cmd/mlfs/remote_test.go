@@ -404,3 +404,65 @@ func TestWrongCredentials(t *testing.T) {
 		t.Errorf("the mount's failure does not say why:\n%s\n%s", mountErr, log)
 	}
 }
+
+// A pull says what is new: the versions, not the refs of runs (a live run
+// on another machine publishes a new one every few seconds), and a pull
+// with nothing new says so.
+func TestPullSaysWhatIsNew(t *testing.T) {
+	needFUSE(t)
+	bucket := t.TempDir()
+	a, b := newInstance(t, ""), newInstance(t, "")
+	for _, in := range []*instance{a, b} {
+		in.ok("remote", "add", "team", "file://"+bucket)
+	}
+	src := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "f"), []byte("x\n"), 0o644))
+	a.ok("add", "ds@v1", src)
+	if out := b.ok("pull"); !strings.Contains(out, ": 1 new version\n") {
+		t.Fatalf("the first pull:\n%s", out)
+	}
+	if out := b.ok("pull"); !strings.Contains(out, ": nothing new\n") {
+		t.Fatalf("a second pull, with nothing new:\n%s", out)
+	}
+
+	// A run goes on on a: each change is published under a new ref.
+	run := filepath.Join(a.mount(""), "runs/train-1")
+	must(t, os.Mkdir(run, 0o755))
+	runRefs := filepath.Join(bucket, "refs/runs/train-1")
+	for i := 1; i <= 2; i++ {
+		must(t, os.WriteFile(filepath.Join(run, "metrics/loss"), []byte(strings.Repeat("0.5\n", i)), 0o644))
+		waitFor(t, fmt.Sprintf("publish %d of the run", i), 20*time.Second, func() bool {
+			_, err := os.Stat(filepath.Join(runRefs, fmt.Sprintf("%010d", i)))
+			return err == nil
+		})
+		if out := b.ok("pull"); !strings.Contains(out, ": nothing new\n") {
+			t.Fatalf("a pull after publish %d of a run (no new version; b has no daemon to import runs):\n%s", i, out)
+		}
+	}
+}
+
+// Removing the remote the daemon uses says that it is now unset, and
+// leaves a config that names no removed remote; removing another says
+// nothing.
+func TestRemoteRmDaemonsRemote(t *testing.T) {
+	in := newInstance(t, "")
+	in.ok("remote", "add", "team", "file://"+t.TempDir())
+	in.ok("remote", "add", "lab", "file://"+t.TempDir())
+	out := in.ok("remote", "rm", "team")
+	if !strings.Contains(out, "removed team, the remote the daemon uses: no remote is set now") || !strings.Contains(out, `remote = "lab"`) {
+		t.Fatalf("remote rm of the daemon's remote:\n%s", out)
+	}
+	cfg, err := os.ReadFile(filepath.Join(in.home, "config/mlfs/config.toml"))
+	must(t, err)
+	if strings.Contains(string(cfg), "remote = ") {
+		t.Fatalf("the config still sets a remote after its removal:\n%s", cfg)
+	}
+	if out := in.ok("remote", "ls"); strings.Contains(out, "*") || !strings.Contains(out, "lab") {
+		t.Fatalf("remote ls after rm:\n%s", out)
+	}
+	in.fails("no remote is configured", "push")
+	if out := in.ok("remote", "rm", "lab"); out != "" {
+		t.Fatalf("remote rm of a remote the daemon does not use: %q, want nothing", out)
+	}
+	in.fails("no remote team", "remote", "rm", "team")
+}
