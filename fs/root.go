@@ -88,6 +88,19 @@ func (s *sys) prefetch(id cas.ID) bool {
 	if c, ok := s.objs.(interface{ Has(cas.ID) bool }); ok && c.Has(id) {
 		return true // cached already: nothing to fetch
 	}
+	return s.background(func(ctx context.Context) {
+		b, err := s.objs.Get(ctx, id)
+		if err != nil {
+			s.log.Warn("read-ahead failed", "object", id.String(), "err", err)
+			return
+		}
+		s.ahead.put(id, b)
+	})
+}
+
+// background runs fetch on one of the fetchers, with a deadline, unless
+// all are busy; it reports whether it did.
+func (s *sys) background(fetch func(ctx context.Context)) bool {
 	select {
 	case s.fetchers <- struct{}{}:
 	default:
@@ -97,12 +110,7 @@ func (s *sys) prefetch(id cas.ID) bool {
 		defer func() { <-s.fetchers }()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		b, err := s.objs.Get(ctx, id)
-		if err != nil {
-			s.log.Warn("read-ahead failed", "object", id.String(), "err", err)
-			return
-		}
-		s.ahead.put(id, b)
+		fetch(ctx)
 	}()
 	return true
 }
@@ -115,15 +123,7 @@ func (s *sys) prefetchFile(e object.Entry) bool {
 	if s.ahead.has(e.ID) {
 		return true
 	}
-	select {
-	case s.fetchers <- struct{}{}:
-	default:
-		return false
-	}
-	go func() {
-		defer func() { <-s.fetchers }()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
+	return s.background(func(ctx context.Context) {
 		b, err := s.objs.Get(ctx, e.ID)
 		var f *object.File
 		if err == nil {
@@ -147,8 +147,7 @@ func (s *sys) prefetchFile(e object.Entry) bool {
 			}
 			s.ahead.put(ch.ID, b)
 		}
-	}()
-	return true
+	})
 }
 
 // fetched holds what read-ahead fetched until a reader takes it, at most
