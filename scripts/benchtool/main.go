@@ -68,7 +68,11 @@ func main() {
 	case "latency":
 		err = latency(args[0], args[1], args[2], args[3], int(size(args[4])))
 	case "s3get":
-		err = s3Get(args[0], args[1], args[2], int(size(args[3])), size(args[4]))
+		keep := ""
+		if len(args) > 5 {
+			keep = args[5]
+		}
+		err = s3Get(args[0], args[1], args[2], int(size(args[3])), size(args[4]), keep)
 	case "mkruns":
 		prefix := "b"
 		if len(args) > 3 {
@@ -88,7 +92,7 @@ func usage() {
 	fmt.Fprintln(os.Stderr, `usage: benchtool csv PATH SIZE | insert IN OUT | mixed DIR SIZE | hash DIR | run CMD... | storebytes STORE
        | random PATH SIZE | smallfiles DIR FILES FOLDERS [SIZE] | storeread STORE DATASET@VERSION PATH | randread FILE N
        | ingest PATH POINTS [SOCKET RUN METRIC] | mkruns RUNSDIR RUNS METRICS [PREFIX]
-       | latency PATH SOCKET RUN METRIC N | s3get ENDPOINT BUCKET PREFIX PARALLEL RANGE_BYTES`)
+       | latency PATH SOCKET RUN METRIC N | s3get ENDPOINT BUCKET PREFIX PARALLEL RANGE_BYTES [KEEP_FILE]`)
 	os.Exit(2)
 }
 
