@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -45,22 +46,18 @@ type lazyRemote struct {
 	// mount's requests would wait as long again.
 	silent      error
 	silentUntil time.Time
-	probing     bool // a call was let through to see if the remote answers again
 }
 
 // note looks at the outcome of a call to the remote and returns it. probe
 // says the call was let through while calls fail at once: any answer from
 // the remote, even a refusal, ends that.
 func (l *lazyRemote) note(probe bool, err error) error {
-	timedOut := errors.Is(err, retry.ErrAttemptTimeout)
+	timedOut := unreachable(err)
 	if !timedOut && !probe {
 		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if probe {
-		l.probing = false
-	}
 	if !timedOut {
 		if l.silent != nil {
 			l.log.Info("the remote answers again", "remote", l.where)
@@ -76,6 +73,23 @@ func (l *lazyRemote) note(probe bool, err error) error {
 	return err
 }
 
+// unreachable reports whether err, which a call returned after every
+// retry, says the remote did not answer at all: attempts that timed out,
+// connections refused or reset, names that do not resolve. A remote that
+// answers, even with 503, is not: the retry layer paces those.
+func unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, retry.ErrAttemptTimeout) {
+		return true
+	}
+	var op *net.OpError
+	var dns *net.DNSError
+	var ce interface{ ConnectionError() bool }
+	return errors.As(err, &op) || errors.As(err, &dns) || errors.As(err, &ce) && ce.ConnectionError()
+}
+
 // get returns the remote, opened. While the remote does not answer (see
 // note), it fails at once, but lets one call through at a time, the probe,
 // whose answer ends the outage: so reads work again as soon as the remote
@@ -84,10 +98,12 @@ func (l *lazyRemote) get(ctx context.Context) (o opened, probe bool, err error) 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.silent != nil {
-		if l.probing && time.Now().Before(l.silentUntil) {
+		// One probe per reopenEvery: after a call found the remote not
+		// answering, or after the last probe started (it may hang).
+		if time.Now().Before(l.silentUntil) {
 			return opened{}, false, l.silent
 		}
-		l.probing, probe = true, true
+		probe = true
 		l.silentUntil = time.Now().Add(reopenEvery)
 	}
 	if l.ready != nil {

@@ -327,13 +327,17 @@ func (r *Root) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		return nil, syscall.EIO
 	}
 	for _, ds := range datasets {
-		vs, err := r.sys.repo.Versions(ctx, ds)
+		// Names only: a listing needs no version object, so versions this
+		// machine has not fetched are listed also while the remote is out
+		// of reach (looking one up then fails with EIO). One dataset that
+		// cannot be listed leaves the others listed.
+		vs, err := r.sys.repo.VersionNames(ctx, ds)
 		if err != nil {
 			r.sys.log.Error("list versions", "dataset", ds, "err", err)
-			return nil, syscall.EIO
+			continue
 		}
 		for _, v := range vs {
-			name := v.Ref.String()
+			name := ds + "@" + v
 			list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: childIno(1, name)})
 		}
 		if len(vs) > 0 {

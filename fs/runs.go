@@ -376,20 +376,45 @@ func (n *roNode) now(ctx context.Context) (*workNode, syscall.Errno) {
 	return &workNode{sys: n.sys, t: n.t, ino: a.Ino, run: n.run}, 0
 }
 
-func (n *roNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	w, errno := n.now(ctx)
-	if errno != 0 {
-		return nil, errno
+// resolveTries bounds the tries of an operation on a node of an imported
+// run: an import that lands between finding the run's node by path and
+// using it replaces the node (every import makes them anew), and the
+// operation then fails with ENOENT although the path is there.
+const resolveTries = 4
+
+// with runs op on n's node as the run is now, again while it fails with
+// ENOENT, up to resolveTries times.
+func (n *roNode) with(ctx context.Context, op func(w *workNode) syscall.Errno) syscall.Errno {
+	var errno syscall.Errno
+	for range resolveTries {
+		var w *workNode
+		if w, errno = n.now(ctx); errno == 0 {
+			errno = op(w)
+		}
+		if errno != syscall.ENOENT {
+			return errno
+		}
 	}
-	return roLookup(ctx, n.EmbeddedInode(), w, n.path+"/"+name, name, out)
+	return errno
+}
+
+func (n *roNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	var child *gofs.Inode
+	errno := n.with(ctx, func(w *workNode) syscall.Errno {
+		var errno syscall.Errno
+		child, errno = roLookup(ctx, n.EmbeddedInode(), w, n.path+"/"+name, name, out)
+		return errno
+	})
+	return child, errno
 }
 
 func (n *roNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	w, errno := n.now(ctx)
-	if errno != 0 {
-		return nil, errno
-	}
-	ds, errno := w.Readdir(ctx)
+	var ds gofs.DirStream
+	errno := n.with(ctx, func(w *workNode) syscall.Errno {
+		var errno syscall.Errno
+		ds, errno = w.Readdir(ctx)
+		return errno
+	})
 	if errno != 0 {
 		return nil, errno
 	}
@@ -397,11 +422,7 @@ func (n *roNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 }
 
 func (n *roNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	w, errno := n.now(ctx)
-	if errno != 0 {
-		return errno
-	}
-	errno = w.Getattr(ctx, fh, out)
+	errno := n.with(ctx, func(w *workNode) syscall.Errno { return w.Getattr(ctx, fh, out) })
 	out.SetTimeout(0) // see roLookup
 	return errno
 }
@@ -410,35 +431,44 @@ func (n *roNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint3
 	if flags&accMode != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	w, errno := n.now(ctx)
-	if errno != 0 {
-		return nil, 0, errno
-	}
-	return w.Open(ctx, flags)
+	var fh gofs.FileHandle
+	var fl uint32
+	errno := n.with(ctx, func(w *workNode) syscall.Errno {
+		var errno syscall.Errno
+		fh, fl, errno = w.Open(ctx, flags)
+		return errno
+	})
+	return fh, fl, errno
 }
 
 func (n *roNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
-	w, errno := n.now(ctx)
-	if errno != 0 {
-		return nil, errno
-	}
-	return w.Readlink(ctx)
+	var target []byte
+	errno := n.with(ctx, func(w *workNode) syscall.Errno {
+		var errno syscall.Errno
+		target, errno = w.Readlink(ctx)
+		return errno
+	})
+	return target, errno
 }
 
 func (n *roNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	w, errno := n.now(ctx)
-	if errno != 0 {
-		return 0, errno
-	}
-	return w.Getxattr(ctx, attr, dest)
+	var size uint32
+	errno := n.with(ctx, func(w *workNode) syscall.Errno {
+		var errno syscall.Errno
+		size, errno = w.Getxattr(ctx, attr, dest)
+		return errno
+	})
+	return size, errno
 }
 
 func (n *roNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	w, errno := n.now(ctx)
-	if errno != 0 {
-		return 0, errno
-	}
-	return w.Listxattr(ctx, dest)
+	var size uint32
+	errno := n.with(ctx, func(w *workNode) syscall.Errno {
+		var errno syscall.Errno
+		size, errno = w.Listxattr(ctx, dest)
+		return errno
+	})
+	return size, errno
 }
 
 func (n *roNode) Setattr(context.Context, gofs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {

@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	mrand "math/rand/v2"
 	"net/http"
@@ -644,4 +645,103 @@ func TestCorruptRemoteObject(t *testing.T) {
 	if errs := statusErrors(b); !strings.Contains(errs, "corrupt") {
 		t.Errorf("mlfs status does not name the damage; its errors:\n%s", errs)
 	}
+}
+
+// A machine whose remote stops answering (every connection reset) still
+// lists every version it has seen, read or not, and its working trees;
+// looking up a version it never fetched fails with EIO, but only the
+// first lookup waits out the retries: the rest fail at once while the
+// remote is out, so `ls -l` of the root does not take a retry budget per
+// version. Once the remote is back, the versions read right.
+func TestOfflineListing(t *testing.T) {
+	needFUSE(t)
+	r := newFaultRemote(t)
+	a, b := r.machine(false), r.machine(true)
+	ma := r.mount(a)
+	mb := r.mount(b)
+	must(t, os.Mkdir(filepath.Join(mb, "mine"), 0o755))
+	must(t, os.WriteFile(filepath.Join(mb, "mine", "note"), []byte("written here\n"), 0o644))
+	// Made after B mounted, while B can list names but read no object
+	// (refused at once, not retried): B has their names, not their
+	// version objects.
+	objects := "/" + r.bucket + "/" + prefix + "/objects/"
+	r.fail(faultproxy.Plan{Rule: func(req *http.Request, _ int) faultproxy.Fault {
+		if req.Method == http.MethodGet && strings.HasPrefix(req.URL.Path, objects) {
+			return faultproxy.Error
+		}
+		return faultproxy.None
+	}, ErrorResponse: func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>refused by the test</Message></Error>`)
+	}})
+	var names []string
+	for _, ds := range []string{"alpha", "beta"} {
+		must(t, os.Mkdir(filepath.Join(ma, ds), 0o755))
+		for v := 1; v <= 4; v++ {
+			must(t, os.WriteFile(filepath.Join(ma, ds, "f"), randomBytes(1000+v), 0o644))
+			name := fmt.Sprintf("%s@v%d", ds, v)
+			must(t, os.Mkdir(filepath.Join(ma, name), 0o755))
+			names = append(names, name)
+		}
+	}
+	t0 := time.Now()
+	waitFor(t, "B to list A's versions", slack, func() bool {
+		ents, err := os.ReadDir(mb)
+		return err == nil && slices.ContainsFunc(ents, func(e os.DirEntry) bool { return e.Name() == names[len(names)-1] })
+	})
+
+	t.Logf("B listed them in %v", time.Since(t0).Round(time.Millisecond))
+	r.fail(faultproxy.Plan{Reset: 1})
+	time.Sleep(2 * time.Second) // past the store's cached listing of the remote
+	t0 = time.Now()
+	ents, err := os.ReadDir(mb)
+	t.Logf("listing with the remote out took %v", time.Since(t0).Round(time.Millisecond))
+	if err != nil {
+		t.Fatalf("listing the mount with the remote out of reach: %v", err)
+	}
+	listed := map[string]bool{}
+	for _, e := range ents {
+		listed[e.Name()] = true
+	}
+	for _, n := range []string{"mine", "runs"} {
+		if !listed[n] {
+			t.Errorf("%s not listed with the remote out of reach; listed: %v", n, slices.Sorted(maps.Keys(listed)))
+		}
+	}
+	var seen []string
+	for _, n := range names {
+		if listed[n] {
+			seen = append(seen, n)
+		}
+	}
+	t.Logf("with the remote out, %d of the %d versions listed before are listed", len(seen), len(names))
+	start := time.Now()
+	var eio int
+	for _, n := range names {
+		_, err := os.Lstat(filepath.Join(mb, n))
+		if errors.Is(err, syscall.EIO) || !listed[n] && errors.Is(err, os.ErrNotExist) {
+			eio++
+		} else if err != nil {
+			t.Errorf("lstat %s: %v, want EIO or success", n, err)
+		}
+	}
+	took := time.Since(start)
+	t.Logf("lstat of %d versions never fetched, remote out: %d EIO in %v", len(names), eio, took.Round(time.Millisecond))
+	if eio == 0 {
+		t.Error("no lookup failed: were the versions fetched before the outage?")
+	}
+	if d := retryBudget(faultTimeout) + slack; took > d {
+		t.Errorf("looking up %d versions took %v with the remote out; one retry budget and slack is %v", len(names), took, d)
+	}
+	if b, err := os.ReadFile(filepath.Join(mb, "mine", "note")); err != nil || string(b) != "written here\n" {
+		t.Errorf("the working tree with the remote out: %q, %v", b, err)
+	}
+
+	r.heal()
+	d := waitFor(t, "the versions to read once the remote is back", 5*time.Second+slack, func() bool {
+		_, err := os.ReadFile(filepath.Join(mb, "beta@v4", "f"))
+		return err == nil
+	})
+	t.Logf("read again %v after the remote was back", d.Round(time.Millisecond))
 }
