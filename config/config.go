@@ -344,8 +344,10 @@ func CheckRemoteName(name string) error {
 	return nil
 }
 
-// CheckRemote validates a remote URL. Its errors never repeat credentials
-// the URL may carry.
+// CheckRemote validates a remote URL: its scheme, that it carries no
+// credentials and no query, its path, and the name of its bucket (or Azure
+// container) by that cloud's rules. Its errors never repeat credentials or
+// a query the URL may carry.
 func CheckRemote(remote string) error {
 	u, err := url.Parse(remote)
 	if err != nil || u.Host == "" && u.Scheme != "file" || u.Scheme == "file" && u.Path == "" {
@@ -356,11 +358,9 @@ func CheckRemote(remote string) error {
 	}
 	switch u.Scheme {
 	case "file", "s3", "gs", "az":
-		if u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || u.Opaque != "" {
 			// The query is left out: it may hold a signature or a SAS token.
-			c := *u
-			c.RawQuery, c.Fragment = "", ""
-			return fmt.Errorf("remote %s?…: settings go in the config (endpoint, region, path_style, account), not in the URL", c.Redacted())
+			return fmt.Errorf("remote %s: settings go in the config (endpoint, region, path_style, account), not in the URL", redact(remote, u))
 		}
 		if u.Scheme == "file" && u.Host != "" {
 			return fmt.Errorf("remote %s: a folder's URL is file:///absolute/path (three slashes)", u.Redacted())
@@ -370,23 +370,110 @@ func CheckRemote(remote string) error {
 				return fmt.Errorf("remote %s: the path may not hold '.', '..' or empty segments", u.Redacted())
 			}
 		}
+		if u.Scheme != "file" {
+			if err := checkBucket(u.Scheme, u.Host); err != nil {
+				return fmt.Errorf("remote %s: %w", u.Redacted(), err)
+			}
+		}
 		return nil
 	}
-	return fmt.Errorf("remote %q: unknown scheme %q; want file, s3, gs or az", remote, u.Scheme)
+	return fmt.Errorf("remote %q: unknown scheme %q; want file, s3, gs or az", redact(remote, u), u.Scheme)
 }
 
-// redact returns remote without whatever user information it holds (u is
-// its parse, nil if it does not parse).
+// checkBucket checks the name of a bucket (an Azure container) by the
+// rules of its cloud, so that a name the cloud would refuse is named here
+// rather than ending in a DNS or HTTP error.
+func checkBucket(scheme, name string) error {
+	if strings.Contains(name, ":") {
+		return fmt.Errorf("bucket name %q holds ':'; a server's address (host:port) goes in the endpoint (--endpoint), and the bucket after the scheme", name)
+	}
+	switch scheme {
+	case "s3":
+		// https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+		const rule = "S3 takes 3 to 63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit, no '..', not an IP address"
+		if len(name) < 3 || len(name) > 63 || !bucketChars(name, ".-") || !alnumEnds(name) ||
+			strings.Contains(name, "..") || isIPv4(name) {
+			return fmt.Errorf("bucket name %q: %s", name, rule)
+		}
+	case "gs":
+		// https://cloud.google.com/storage/docs/buckets#naming
+		const rule = "GCS takes 3 to 63 lowercase letters, digits, '-', '_' and '.' (up to 222 with dots, 63 between two), " +
+			"starting and ending with a letter or digit, not an IP address, not starting with \"goog\" nor holding \"google\""
+		if len(name) < 3 || len(name) > 222 || len(name) > 63 && !strings.Contains(name, ".") ||
+			!bucketChars(name, "-_.") || !alnumEnds(name) || isIPv4(name) ||
+			strings.HasPrefix(name, "goog") || strings.Contains(name, "google") {
+			return fmt.Errorf("bucket name %q: %s", name, rule)
+		}
+		for _, part := range strings.Split(name, ".") {
+			if part == "" || len(part) > 63 {
+				return fmt.Errorf("bucket name %q: %s", name, rule)
+			}
+		}
+	case "az":
+		// https://learn.microsoft.com/rest/api/storageservices/naming-and-referencing-containers--blobs--and-metadata
+		if name == "$root" || name == "$web" {
+			return nil
+		}
+		if len(name) < 3 || len(name) > 63 || !bucketChars(name, "-") || !alnumEnds(name) || strings.Contains(name, "--") {
+			return fmt.Errorf("container name %q: Azure takes 3 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit, no \"--\"", name)
+		}
+	}
+	return nil
+}
+
+// bucketChars reports whether name holds only lowercase letters, digits
+// and the characters of extra.
+func bucketChars(name, extra string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte(extra, c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func alnumEnds(name string) bool {
+	isAlnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+	return name != "" && isAlnum(name[0]) && isAlnum(name[len(name)-1])
+}
+
+// isIPv4 reports whether name is written as an IPv4 address (192.168.5.4).
+func isIPv4(name string) bool {
+	parts := strings.Split(name, ".")
+	if len(parts) != 4 {
+		return false
+	}
+	for _, p := range parts {
+		if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 255 || p == "" || p[0] == '+' || p[0] == '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// redact returns remote fit for a message: without whatever user
+// information it holds, and without its query and fragment, which may hold
+// a signature or a SAS token (u is its parse, nil if it does not parse).
 func redact(remote string, u *url.URL) string {
+	cut := ""
+	if i := strings.IndexAny(remote, "?#"); i >= 0 {
+		remote, cut = remote[:i], "?…"
+		if u != nil {
+			c := *u
+			c.RawQuery, c.Fragment, c.ForceQuery, c.RawFragment = "", "", false, ""
+			u = &c
+		}
+	}
 	if u != nil && u.User != nil {
 		c := *u
 		c.User = nil
-		return c.String() + " (credentials left out)"
+		return c.String() + cut + " (credentials left out)"
 	}
 	if u == nil && strings.Contains(remote, "@") {
 		return "(a malformed URL holding '@', left out in case it carries credentials)"
 	}
-	return remote
+	return remote + cut
 }
 
 // Save writes c to its config file, atomically: every setting c holds,

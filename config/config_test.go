@@ -98,7 +98,7 @@ func TestParseSize(t *testing.T) {
 }
 
 func FuzzParseConfig(f *testing.F) {
-	f.Add([]byte("store = \"/x\"\nremote = \"s3://b/p\"\ncache_size = \"10%\"\n"))
+	f.Add([]byte("store = \"/x\"\nremote = \"s3://bkt/p\"\ncache_size = \"10%\"\n"))
 	f.Add([]byte("[x]\ny=1"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var c Config
@@ -120,6 +120,9 @@ func FuzzParseSize(f *testing.F) {
 	})
 }
 
+// long returns a valid name of n characters.
+func long(n int) string { return strings.Repeat("a", n) }
+
 // A bad remote is named as such, and never silently ignored.
 func TestRemotes(t *testing.T) {
 	for url, want := range map[string]string{
@@ -128,8 +131,29 @@ func TestRemotes(t *testing.T) {
 		"s3://key:secret@bucket/p": "credentials do not belong in the URL",
 		"s3://bucket/p?region=x":   "not in the URL",
 		"az://c/p?sv=1&sig=secret": "not in the URL",
-		"s3://b/../escape":         "'..'",
+		"s3://bkt/../escape":       "'..'",
 		"file://relative/path":     "three slashes",
+		// Bucket and container names a cloud would refuse are named here,
+		// not left to end in a DNS error.
+		"s3://Bad_Bucket!/x":       `remote s3://Bad_Bucket!/x: bucket name "Bad_Bucket!": S3 takes 3 to 63 lowercase`,
+		"s3://b/p":                 "3 to 63",
+		"s3://-bucket/p":           "starting and ending with a letter or digit",
+		"s3://a..b/p":              "no '..'",
+		"s3://192.168.5.4/p":       "not an IP address",
+		"s3://" + long(64) + "/p":  "3 to 63",
+		"s3://localhost:9000/b":    "goes in the endpoint",
+		"gs://Bucket/p":            "GCS takes",
+		"gs://" + long(64) + "/p":  "up to 222 with dots",
+		"gs://goog-data/p":         `"goog"`,
+		"gs://my-google-data":      `"google"`,
+		"gs://a..b":                "GCS takes",
+		"az://a--b/p":              `no "--"`,
+		"az://ml_data/p":           "Azure takes",
+		"az://ml./p":               "Azure takes",
+		"ftp://x/y?sig=secret":     "unknown scheme",
+		"%zz?sig=secret":           "want file:///path",
+		"s3://bkt/p#sig=secret":    "not in the URL",
+		"s3://key:secret@Bad!/p?q": "credentials do not belong in the URL",
 	} {
 		err := CheckRemote(url)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -139,26 +163,28 @@ func TestRemotes(t *testing.T) {
 			t.Errorf("CheckRemote(%q) prints the secret: %v", url, err)
 		}
 	}
-	for _, url := range []string{"s3://bucket/p", "gs://b", "az://container/a/b", "file:///srv/ml"} {
+	for _, url := range []string{"s3://bucket/p", "gs://bkt", "az://container/a/b", "file:///srv/ml",
+		"s3://my.bucket-1/p", "s3://" + long(63), "gs://my_bucket", "gs://" + long(63) + "." + long(63) + "." + long(63),
+		"az://ml-data-1/p", "az://$root/p", "az://" + long(63)} {
 		if err := CheckRemote(url); err != nil {
 			t.Errorf("CheckRemote(%q) = %v", url, err)
 		}
 	}
 
 	home := t.TempDir()
-	env := map[string]string{"HOME": home, "MLFS_REMOTE": "s3://b/p", "MLFS_REMOTE_ENDPOINT": "http://127.0.0.1:7070", "MLFS_REMOTE_PATH_STYLE": "true"}
+	env := map[string]string{"HOME": home, "MLFS_REMOTE": "s3://bkt/p", "MLFS_REMOTE_ENDPOINT": "http://127.0.0.1:7070", "MLFS_REMOTE_PATH_STYLE": "true"}
 	c, err := Load(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	r, err := c.RemoteSettings()
-	if err != nil || r != (Remote{URL: "s3://b/p", Endpoint: "http://127.0.0.1:7070", PathStyle: true}) {
+	if err != nil || r != (Remote{URL: "s3://bkt/p", Endpoint: "http://127.0.0.1:7070", PathStyle: true}) {
 		t.Fatalf("RemoteSettings = %+v, %v", r, err)
 	}
 
 	// Named remotes round-trip through the file.
 	c.Remote = "team"
-	c.Remotes = map[string]Remote{"team": {URL: "az://ml/data", Account: "devstoreaccount1"}}
+	c.Remotes = map[string]Remote{"team": {URL: "az://mlc/data", Account: "devstoreaccount1"}}
 	if err := c.Save(); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +195,7 @@ func TestRemotes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := c.RemoteSettings(); err != nil || r.URL != "az://ml/data" || r.Account != "devstoreaccount1" {
+	if r, err := c.RemoteSettings(); err != nil || r.URL != "az://mlc/data" || r.Account != "devstoreaccount1" {
 		t.Fatalf("after a round trip: %+v, %v", r, err)
 	}
 	env["MLFS_REMOTE"] = "nosuch"
@@ -191,32 +217,74 @@ func TestBadEnvValueIsNamed(t *testing.T) {
 	}
 }
 
-// FuzzCheckRemote: a remote URL is accepted only with a known scheme and
-// no credentials, and a refusal never repeats a password it was given.
+// FuzzCheckRemote: a remote URL is accepted only with a known scheme, no
+// credentials, no query and a bucket (container) name its cloud accepts;
+// a refusal never repeats a password or a query it was given.
 func FuzzCheckRemote(f *testing.F) {
-	for _, s := range []string{"s3://b/p", "gs://b", "az://c/p/q", "file:///srv", "s3://k:hunter2@b/p", "ftp://x", "s3://", "file://", "%zz", "s3://b/p?x=1"} {
+	for _, s := range []string{"s3://bkt/p", "gs://bkt", "az://ctr/p/q", "file:///srv", "s3://k:hunter2@b/p", "ftp://x", "s3://", "file://", "%zz", "s3://b/p?x=1",
+		"s3://Bad_Bucket!/x", "gs://goog-x/p", "az://a--b/p", "s3://192.168.0.1/p", "gs://a.b..c", "s3://host:9000/b", "ftp://x?sig=hunter2", "%zz?sig=hunter2"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		err := CheckRemote(s)
 		u, perr := url.Parse(s)
 		if err == nil {
-			if perr != nil || u.User != nil {
+			if perr != nil || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 				t.Fatalf("accepted %q", s)
 			}
 			switch u.Scheme {
-			case "s3", "gs", "az", "file":
+			case "s3", "gs", "az":
+				if n := len(u.Host); n < 3 || n > 222 || strings.Trim(u.Host, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != "" && u.Host != "$root" && u.Host != "$web" {
+					t.Fatalf("accepted %q with the bucket name %q", s, u.Host)
+				}
+			case "file":
 			default:
 				t.Fatalf("accepted %q with scheme %q", s, u.Scheme)
 			}
 			return
 		}
+		msg := err.Error()
 		if perr == nil && u.User != nil {
-			if p, ok := u.User.Password(); ok && len(p) > 3 && strings.Contains(err.Error(), p) {
+			// (A password that the rest of the URL holds too may show.)
+			if p, ok := u.User.Password(); ok && len(p) > 3 && strings.Count(s, p) == 1 && strings.Contains(msg, p) {
 				t.Fatalf("the error for %q shows the password: %v", s, err)
 			}
 		}
+		// What follows the first '?' or '#' is a query or fragment (as
+		// url.Parse splits it), which may hold a signature or a SAS token:
+		// the error must not depend on it. Another query of the same
+		// shape (each letter and digit changed, hex digits to hex digits)
+		// must give the same error.
+		if i := strings.IndexAny(s, "?#"); i >= 0 {
+			other := s[:i+1] + otherQuery(s[i+1:])
+			if other != s {
+				if err2 := CheckRemote(other); err2 == nil || err2.Error() != msg {
+					t.Fatalf("the error for %q shows its query: %v (for %q: %v)", s, err, other, err2)
+				}
+			}
+		}
 	})
+}
+
+// otherQuery changes every letter and digit of q, keeping hex digits hex
+// (so that a %-escape stays valid or invalid) and the rest as it is.
+func otherQuery(q string) string {
+	b := []byte(q)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'f':
+			b[i] = 'a' + (c-'a'+1)%6
+		case c >= 'g' && c <= 'z':
+			b[i] = 'g' + (c-'g'+1)%20
+		case c >= 'A' && c <= 'F':
+			b[i] = 'A' + (c-'A'+1)%6
+		case c >= 'G' && c <= 'Z':
+			b[i] = 'G' + (c-'G'+1)%20
+		case c >= '0' && c <= '9':
+			b[i] = '0' + (c-'0'+1)%10
+		}
+	}
+	return string(b)
 }
 
 // Removing the remote the daemon uses unsets it: the config never names
@@ -229,7 +297,7 @@ func TestRemoveRemote(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Remote = "team"
-	c.Remotes = map[string]Remote{"team": {URL: "s3://b/team"}, "lab": {URL: "file:///srv/lab"}}
+	c.Remotes = map[string]Remote{"team": {URL: "s3://bkt/team"}, "lab": {URL: "file:///srv/lab"}}
 	if unset, err := c.RemoveRemote("lab"); err != nil || unset {
 		t.Fatalf("remove another remote than the daemon's: unset %v, %v", unset, err)
 	}
@@ -301,7 +369,7 @@ func TestEditLeavesDefaultsOut(t *testing.T) {
 		t.Fatalf("LoadFile without a file: %+v; want no settings, and the paths", c)
 	}
 	c.Remote = "team"
-	c.Remotes = map[string]Remote{"team": {URL: "s3://b/team"}}
+	c.Remotes = map[string]Remote{"team": {URL: "s3://bkt/team"}}
 	must(t, c.Save())
 	b, err := os.ReadFile(c.Paths.ConfigFile)
 	must(t, err)
@@ -335,14 +403,14 @@ cache_size = "10%"
 runs_killed_after = "20m"
 
 [remotes.team]
-url = "s3://ml/team"
+url = "s3://ml-data/team"
 endpoint = "http://minio:9000"
 region = "eu-west-1"
 path_style = true
 timeout = "1m"
 
 [remotes.az]
-url = "az://c/p"
+url = "az://mlc/p"
 account = "acct"
 `), 0o644))
 	// The file as written, read with no MLFS_* variable.

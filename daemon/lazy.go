@@ -41,10 +41,14 @@ type lazyRemote struct {
 	ready  *opened
 	err    error
 	failed time.Time
-	// Until silentUntil, calls fail at once with silent: a call just spent
-	// every retry on a remote that did not answer, and each of the
-	// mount's requests would wait as long again.
+	// While silent is set, a call just spent every retry on a remote
+	// that did not answer, and each of the mount's requests would wait as
+	// long again. If its attempts timed out (hanging), calls fail at once
+	// with silent until silentUntil, and one is let through then; if they
+	// failed fast (connections refused or reset: hangs is false), every
+	// call makes a single attempt, which costs no wait.
 	silent      error
+	hangs       bool
 	silentUntil time.Time
 }
 
@@ -66,9 +70,10 @@ func (l *lazyRemote) note(probe bool, err error) error {
 		return err
 	}
 	if l.silent == nil {
-		l.log.Error("the remote does not answer; failing its calls at once but one, until it does", "remote", l.where, "err", err)
+		l.log.Error("the remote does not answer; its calls are not retried until it does", "remote", l.where, "err", err)
 	}
 	l.silent = fmt.Errorf("remote %s does not answer (%w); trying again", l.where, err)
+	l.hangs = errors.Is(err, retry.ErrAttemptTimeout)
 	l.silentUntil = time.Now().Add(reopenEvery)
 	return err
 }
@@ -91,21 +96,22 @@ func unreachable(err error) bool {
 }
 
 // get returns the remote, opened. While the remote does not answer (see
-// note), it fails at once, but lets one call through at a time, the probe,
-// whose answer ends the outage: so reads work again as soon as the remote
-// does, and only one of them waits on it meanwhile.
+// note), calls are probes, whose answer ends the outage: if the remote
+// hangs, one every reopenEvery, the others failing at once; if it fails
+// fast, every call, with a single attempt (retry.Once). Reads work again
+// as soon as the remote does, and none waits a retry budget meanwhile.
 func (l *lazyRemote) get(ctx context.Context) (o opened, probe bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.silent != nil {
+	if l.silent != nil && l.hangs {
 		// One probe per reopenEvery: after a call found the remote not
 		// answering, or after the last probe started (it may hang).
 		if time.Now().Before(l.silentUntil) {
 			return opened{}, false, l.silent
 		}
-		probe = true
 		l.silentUntil = time.Now().Add(reopenEvery)
 	}
+	probe = l.silent != nil
 	if l.ready != nil {
 		return *l.ready, probe, nil
 	}
@@ -119,7 +125,11 @@ func (l *lazyRemote) get(ctx context.Context) (o opened, probe bool, err error) 
 		if l.err == nil {
 			l.log.Error("cannot open the remote; serving what this machine has, and trying again", "remote", l.where, "err", err)
 		}
-		l.err, l.failed = fmt.Errorf("remote %s is out of reach: %w", l.where, err), time.Now()
+		what := "is out of reach"
+		if !passing(err) {
+			what = "refuses this machine" // credentials, a missing bucket: it answered
+		}
+		l.err, l.failed = fmt.Errorf("remote %s %s: %w", l.where, what, err), time.Now()
 		return opened{}, false, l.err
 	}
 	if l.err != nil {
@@ -150,19 +160,24 @@ var (
 	_ cas.RefNamer = lazyStore{}
 )
 
-func (s lazyStore) store(ctx context.Context) (cas.Store, bool, error) {
+// store returns the store to call, the context to call it with (one
+// attempt, while the remote fails fast) and whether the call is a probe.
+func (s lazyStore) store(ctx context.Context) (cas.Store, context.Context, bool, error) {
 	o, probe, err := s.l.get(ctx)
 	if err != nil {
-		return nil, false, err
+		return nil, ctx, false, err
+	}
+	if probe {
+		ctx = retry.Once(ctx)
 	}
 	if s.packs {
-		return o.packs, probe, nil
+		return o.packs, ctx, probe, nil
 	}
-	return o.files, probe, nil
+	return o.files, ctx, probe, nil
 }
 
 func (s lazyStore) Get(ctx context.Context, id cas.ID) ([]byte, error) {
-	st, probe, err := s.store(ctx)
+	st, ctx, probe, err := s.store(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +186,7 @@ func (s lazyStore) Get(ctx context.Context, id cas.ID) ([]byte, error) {
 }
 
 func (s lazyStore) GetRange(ctx context.Context, id cas.ID, off, length int64) ([]byte, error) {
-	st, probe, err := s.store(ctx)
+	st, ctx, probe, err := s.store(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +195,7 @@ func (s lazyStore) GetRange(ctx context.Context, id cas.ID, off, length int64) (
 }
 
 func (s lazyStore) Stat(ctx context.Context, id cas.ID) (int64, error) {
-	st, probe, err := s.store(ctx)
+	st, ctx, probe, err := s.store(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -189,7 +204,7 @@ func (s lazyStore) Stat(ctx context.Context, id cas.ID) (int64, error) {
 }
 
 func (s lazyStore) Put(ctx context.Context, id cas.ID, data []byte) error {
-	st, probe, err := s.store(ctx)
+	st, ctx, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}
@@ -197,7 +212,7 @@ func (s lazyStore) Put(ctx context.Context, id cas.ID, data []byte) error {
 }
 
 func (s lazyStore) List(ctx context.Context, fn func(cas.ID, int64) error) error {
-	st, probe, err := s.store(ctx)
+	st, ctx, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}
@@ -205,7 +220,7 @@ func (s lazyStore) List(ctx context.Context, fn func(cas.ID, int64) error) error
 }
 
 func (s lazyStore) Delete(ctx context.Context, id cas.ID) error {
-	st, probe, err := s.store(ctx)
+	st, ctx, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}
@@ -213,7 +228,7 @@ func (s lazyStore) Delete(ctx context.Context, id cas.ID) error {
 }
 
 func (s lazyStore) CreateRef(ctx context.Context, name string, id cas.ID) error {
-	st, probe, err := s.store(ctx)
+	st, ctx, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}
@@ -221,7 +236,7 @@ func (s lazyStore) CreateRef(ctx context.Context, name string, id cas.ID) error 
 }
 
 func (s lazyStore) GetRef(ctx context.Context, name string) (cas.ID, error) {
-	st, probe, err := s.store(ctx)
+	st, ctx, probe, err := s.store(ctx)
 	if err != nil {
 		return cas.ID{}, err
 	}
@@ -230,7 +245,7 @@ func (s lazyStore) GetRef(ctx context.Context, name string) (cas.ID, error) {
 }
 
 func (s lazyStore) ListRefs(ctx context.Context, prefix string, fn func(string, cas.ID) error) error {
-	st, probe, err := s.store(ctx)
+	st, ctx, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}
@@ -238,7 +253,7 @@ func (s lazyStore) ListRefs(ctx context.Context, prefix string, fn func(string, 
 }
 
 func (s lazyStore) ListRefNames(ctx context.Context, prefix string, fn func(string) error) error {
-	st, probe, err := s.store(ctx)
+	st, ctx, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}
@@ -246,7 +261,7 @@ func (s lazyStore) ListRefNames(ctx context.Context, prefix string, fn func(stri
 }
 
 func (s lazyStore) DeleteRef(ctx context.Context, name string) error {
-	st, probe, err := s.store(ctx)
+	st, ctx, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}
@@ -255,7 +270,7 @@ func (s lazyStore) DeleteRef(ctx context.Context, name string) error {
 
 // Prefetch passes a prefetch on to the pack store, if it is open.
 func (s lazyStore) Prefetch(ctx context.Context, ids []cas.ID) error {
-	st, probe, err := s.store(ctx)
+	st, ctx, probe, err := s.store(ctx)
 	if err != nil {
 		return err
 	}

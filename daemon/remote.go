@@ -45,6 +45,9 @@ type remoteBackend struct {
 // config and profiles, and instance roles; for GCS Application Default
 // Credentials (or STORAGE_EMULATOR_HOST); for Azure a connection string or
 // account key from AZURE_STORAGE_*.
+//
+// Its errors say what failed and, for a refusal, which settings to check,
+// but do not name the remote: each caller does, once (remoteWhere).
 func openBackend(ctx context.Context, rc config.Remote, log *slog.Logger) (*remoteBackend, error) {
 	rb, err := openBare(ctx, rc, log)
 	if err != nil {
@@ -78,11 +81,11 @@ func openBare(ctx context.Context, rc config.Remote, log *slog.Logger) (*remoteB
 		// The folder must be there: an unmounted share must not quietly
 		// become an empty remote of this machine's own.
 		if fi, err := os.Stat(u.Path); err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("remote %s: no folder %s (create it, or mount the share it is on): %w", where, u.Path, errNoFolder)
+			return nil, fmt.Errorf("no folder %s (create it, or mount the share it is on): %w", u.Path, errNoFolder)
 		}
 		st, err := local.Open(u.Path)
 		if err != nil {
-			return nil, fmt.Errorf("remote %s: %w", where, err)
+			return nil, err
 		}
 		return &remoteBackend{store: st, kind: "file", where: where}, nil
 	case "s3":
@@ -95,7 +98,7 @@ func openBare(ctx context.Context, rc config.Remote, log *slog.Logger) (*remoteB
 		opts = append(opts, awsconfig.WithLogger(logging.Nop{}))
 		acfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 		if err != nil {
-			return nil, fmt.Errorf("remote %s: AWS configuration: %w", where, err)
+			return nil, fmt.Errorf("AWS configuration: %w", err)
 		}
 		if acfg.Region == "" {
 			acfg.Region = s3.DefaultRegion
@@ -110,7 +113,7 @@ func openBare(ctx context.Context, rc config.Remote, log *slog.Logger) (*remoteB
 		})
 		st, err := s3.Open(ctx, s3.Options{Bucket: u.Host, Prefix: prefix, Client: client})
 		if err != nil {
-			return nil, fmt.Errorf("remote %s: %w", where, err)
+			return nil, openReason(err)
 		}
 		return &remoteBackend{store: st, kind: "s3", where: where, transient: s3.Transient}, nil
 	case "gs":
@@ -120,26 +123,49 @@ func openBare(ctx context.Context, rc config.Remote, log *slog.Logger) (*remoteB
 		}
 		st, err := gcs.Open(ctx, o)
 		if err != nil {
-			return nil, fmt.Errorf("remote %s: %w", where, err)
+			return nil, openReason(err)
 		}
 		return &remoteBackend{store: st, kind: "gcs", where: where, transient: gcs.Transient}, nil
 	case "az":
 		return openAzure(ctx, rc, u.Host, prefix, where)
 	}
-	return nil, fmt.Errorf("remote %s: unknown scheme", where)
+	return nil, fmt.Errorf("unknown scheme %q", u.Scheme)
+}
+
+// openReason is the reason an Open of cas/s3, cas/gcs or cas/azure gives,
+// without the store's name ("s3://bucket/prefix: open: "), which the
+// caller of openBackend gives as the remote's URL.
+func openReason(err error) error {
+	if r := errors.Unwrap(err); r != nil {
+		return r
+	}
+	return err
 }
 
 func openAzure(ctx context.Context, rc config.Remote, container, prefix, where string) (*remoteBackend, error) {
 	st, err := azure.Open(ctx, azure.Options{Container: container, Prefix: prefix, Account: rc.Account, Endpoint: rc.Endpoint})
 	if err != nil {
-		return nil, fmt.Errorf("remote %s: %w", where, err)
+		return nil, openReason(err)
 	}
 	return &remoteBackend{store: st, kind: "azure", where: where, transient: azure.Transient}, nil
 }
 
 // CheckRemote opens the remote rc, which checks that its bucket or folder
-// can be reached with the credentials at hand, and closes it.
+// can be reached with the credentials at hand, and closes it. Its error
+// names the remote once, by its URL without credentials ("s3://bucket/p:
+// REASON"), and for a refusal names the settings of that cloud to check.
 func CheckRemote(ctx context.Context, rc config.Remote) error {
+	where, err := remoteWhere(rc)
+	if err != nil {
+		return err
+	}
+	if err := checkRemote(ctx, rc); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	return nil
+}
+
+func checkRemote(ctx context.Context, rc config.Remote) error {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 {
@@ -168,9 +194,13 @@ func FsckRemote(ctx context.Context, cfg *config.Config, report func(repo.Proble
 	if rc.URL == "" {
 		return "", repo.FsckStats{}, ErrNoRemote
 	}
-	rb, err := openBackend(ctx, rc, log)
+	where, err := remoteWhere(rc)
 	if err != nil {
 		return "", repo.FsckStats{}, err
+	}
+	rb, err := openBackend(ctx, rc, log)
+	if err != nil {
+		return where, repo.FsckStats{}, fmt.Errorf("remote %s: %w", where, err)
 	}
 	wrapped, _, err := rb.wrap(nil, log)
 	if err != nil {

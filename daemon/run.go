@@ -108,6 +108,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) (err error) {
 	r.PurgeCache = c.Purge
 	root := fs.New(fs.Options{Repo: r.Repo, Objects: c, Work: work, Runs: runs, Log: log, Prefetch: r.Shared != nil})
 	r.Work, r.Forget = work, root.Forget
+	r.FollowRemoteRefs(root.ForgetVersion)
 	r.Status = func() Status {
 		st := Status{PID: os.Getpid(), Started: started, Mount: dir, Store: cfg.Store, Remote: r.RemoteWhere,
 			Cache: c.Stats(), Runs: runs.Stats(), Errors: errs.recent()}

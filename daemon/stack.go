@@ -226,8 +226,10 @@ func (r *Repo) openShared(ctx context.Context, rc config.Remote, lp *pack.Store,
 		return opened{packs: rp, files: wrapped}, nil
 	}}
 	remote, files := lazyStore{l: l, packs: true}, lazyStore{l: l}
+	// RemoteKey: which names this machine has seen on the remote is kept
+	// per remote, so that moving to another one removes nothing here.
 	t, err := tiered.New(tiered.Options{Local: lp, LocalFiles: be, Remote: remote, RemoteFiles: files,
-		ListRefNames: files.ListRefNames, Log: log})
+		ListRefNames: files.ListRefNames, RemoteKey: rc.URL, Log: log})
 	if err != nil {
 		return nil, err
 	}

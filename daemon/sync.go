@@ -23,6 +23,9 @@ type SyncResult struct {
 	Bytes int64 `json:"bytes"`
 	// Refs counts the names published (push) or recorded here (pull).
 	Refs int `json:"refs"`
+	// Removed counts the version names removed here because the remote no
+	// longer has them: another machine removed them (runs are not counted).
+	Removed int `json:"removed,omitempty"`
 	// Conflicts are local names the remote has for other content (push):
 	// made here while another machine made the same name.
 	Conflicts []string `json:"conflicts,omitempty"`
@@ -36,7 +39,8 @@ type SyncResult struct {
 }
 
 // Push publishes to the remote every local pack and every local name it
-// lacks (only the versions of refs, if any are given: a dataset's, or one
+// lacks that was never on it (a name another machine removed from the
+// remote is not made again: see tiered.Store.Pending) (only the versions of refs, if any are given: a dataset's, or one
 // version), then (in a daemon) every run that changed since it was last
 // published. progress, if set, gets the bytes uploaded so far.
 func (r *Repo) Push(ctx context.Context, refs []repo.Ref, progress func(bytes, files int64)) (SyncResult, error) {
@@ -94,6 +98,11 @@ func (r *Repo) Pull(ctx context.Context, refs []repo.Ref, progress func(bytes, f
 	}
 	st, err := r.Shared.Pull(ctx)
 	res.Refs = st.Count(repo.IsVersionRef) // runs are counted as runs, once imported
+	for _, name := range st.RemovedNames {
+		if repo.IsVersionRef(name) { // a live run's refs come and go
+			res.Removed++
+		}
+	}
 	if err != nil {
 		return res, err
 	}
@@ -144,6 +153,25 @@ func (r *Repo) Pull(ctx context.Context, refs []repo.Ref, progress func(bytes, f
 		}
 	}
 	return res, nil
+}
+
+// FollowRemoteRefs has forget called with the mount's name
+// (dataset@version) of every version whose name the remote changed (see
+// tiered.Store.OnRefChange): removed there, or made again with other
+// content. The mount caches a version's folder for long, since a version
+// never changes; a name that changes what it means must be forgotten.
+func (r *Repo) FollowRemoteRefs(forget func(name string)) {
+	if r.Shared == nil {
+		return
+	}
+	r.Shared.OnRefChange(func(ref string) {
+		if !repo.IsVersionRef(ref) {
+			return // runs come and go through the tracker
+		}
+		ds, ver, _ := strings.Cut(ref, "/")
+		r.log.Info("a version changed on the remote (removed, or made again by another machine): the mount reads it anew", "version", ds+"@"+ver)
+		forget(ds + "@" + ver)
+	})
 }
 
 // named reports whether ref name (dataset/version) is one of refs; every

@@ -303,6 +303,7 @@ func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	}
 	e := object.Entry{Name: name, Type: object.TypeDir, Perm: 0o755, MTime: v.Time, ID: v.Tree}
 	entryAttr(&e, &out.Attr)
+	ino = versionIno(name, v.ID)
 	out.Ino = ino
 	out.SetEntryTimeout(immutable)
 	out.SetAttrTimeout(immutable)
@@ -449,9 +450,57 @@ func (r *Root) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	return r.Lookup(ctx, name, out)
 }
 
+// versionIno is the inode number of version name at id. A name removed
+// and made again with other content (on another machine) is a new node
+// with new numbers below it too (children's derive from it): a node of
+// the same number would be the old one, still registered, with the old
+// content. ForgetVersion makes the kernel look the name up again.
+func versionIno(name string, id cas.ID) uint64 {
+	return childIno(1, name+"\x00"+id.String())
+}
+
+// ForgetVersion drops what the kernel and this filesystem remember of
+// version name (dataset@version), whose id changed behind the mount:
+// removed, or made again with other content, on another machine.
+func (r *Root) ForgetVersion(name string) {
+	ds, _, _ := strings.Cut(name, "@")
+	r.RmChild(name, ds+"@latest")
+	go func() {
+		r.NotifyEntry(name)
+		r.NotifyEntry(ds + "@latest")
+	}()
+}
+
 // Forget drops what the kernel and this filesystem remember of dataset's
 // working tree, after it was changed behind the mount (a checkout).
+//
+// The kernel may hold entries below the old folder too (a file looked up
+// before, for a second): they name nodes the reset removed, so they are
+// dropped as well, and Forget waits (a little) for the kernel to take it
+// all, so that a command run after a checkout finds the new tree.
 func (r *Root) Forget(dataset string) {
+	old := r.GetChild(dataset)
 	r.RmChild(dataset)
-	go r.NotifyEntry(dataset)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.NotifyEntry(dataset)
+		if old != nil {
+			forgetBelow(old)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+}
+
+// forgetBelow drops the kernel's entries below folder n.
+func forgetBelow(n *gofs.Inode) {
+	for name, c := range n.Children() {
+		n.NotifyEntry(name)
+		if c.IsDir() {
+			forgetBelow(c)
+		}
+	}
 }

@@ -43,8 +43,12 @@ type Content struct {
 	Size  int64
 }
 
-// Open opens file ino. For writing, a clean file is first copied into a
-// local data file (or just emptied, with trunc).
+// Open opens file ino. A clean file opened for writing stays clean, its
+// bytes in the store, until the first write through the handle copies it
+// into a local data file (see WriteAt), so that a handle that writes
+// nothing changes nothing: the tree stays its base version, and follows
+// newer ones once the handle is closed. With trunc a file that is not
+// empty is emptied now, which is a change.
 func (t *Tree) Open(ctx context.Context, ino uint64, write, trunc bool) (*Handle, error) {
 	if write || trunc {
 		t.mu.Lock()
@@ -64,22 +68,21 @@ func (t *Tree) Open(ctx context.Context, ino uint64, write, trunc bool) (*Handle
 		return nil, syscall.ELOOP
 	}
 	h := &Handle{t: t, ino: ino, write: write}
-	if write || trunc {
-		if err := t.makeLocal(ctx, n, trunc); err != nil {
+	// Emptying a clean empty file changes nothing.
+	if trunc && (n.local() || n.Size > 0) {
+		if err := t.makeLocal(ctx, n, true); err != nil {
 			return nil, err
 		}
-		if trunc {
-			if err := os.Truncate(t.dataPath(ino), 0); err != nil {
-				return nil, err
-			}
-			b := t.kv.NewBatch()
-			defer b.Cancel()
-			if err := t.dirty(b, n); err != nil {
-				return nil, err
-			}
-			if err := b.Commit(); err != nil {
-				return nil, err
-			}
+		if err := os.Truncate(t.dataPath(ino), 0); err != nil {
+			return nil, err
+		}
+		b := t.kv.NewBatch()
+		defer b.Cancel()
+		if err := t.dirty(b, n); err != nil {
+			return nil, err
+		}
+		if err := b.Commit(); err != nil {
+			return nil, err
 		}
 	}
 	if n.local() {
@@ -197,14 +200,104 @@ func (h *Handle) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // WriteAt writes p at off; the bytes are in the kernel when it returns.
+// The first write to a clean file copies it into a local data file (the
+// file, and the tree, are changed from then on), under the tree's lock
+// held exclusively; later writes take it shared.
 func (h *Handle) WriteAt(p []byte, off int64) (int, error) {
-	h.t.mu.RLock()
-	defer h.t.mu.RUnlock()
-	f := h.file()
-	if !h.write || f == nil {
-		return 0, syscall.EBADF
+	t := h.t
+	t.mu.RLock()
+	f, err := h.writeFile(false)
+	if err != nil || f != nil {
+		defer t.mu.RUnlock()
+		if err != nil {
+			return 0, err
+		}
+		return f.WriteAt(p, off)
+	}
+	t.mu.RUnlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f, err = h.writeFile(true); err != nil {
+		return 0, err
 	}
 	return f.WriteAt(p, off)
+}
+
+// writeFile returns the descriptor of the data file that a write through
+// the handle goes to. With the tree's lock held shared (!exclusive) it
+// returns nil and no error when the file is clean: the caller retakes the
+// lock exclusively, and writeFile then makes the file local. The copy
+// out of the store is not bound by the caller's context: WriteAt has
+// none, and an interrupted copy would fail a write that the file's
+// content allows.
+func (h *Handle) writeFile(exclusive bool) (*os.File, error) {
+	t := h.t
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.write || h.closed {
+		return nil, syscall.EBADF
+	}
+	if h.gone != nil {
+		if h.gone.Local {
+			if h.f == nil {
+				return nil, syscall.EBADF
+			}
+			return h.f, nil
+		}
+		if !exclusive {
+			return nil, nil
+		}
+		// Removed from the tree, unchanged: as to a removed file on a
+		// disk, writes go to the handle's own copy, which nothing else
+		// sees.
+		f, err := t.privateCopy(context.Background(), h.gone.ID)
+		if err != nil {
+			return nil, err
+		}
+		h.f, h.gone = f, &Content{Local: true}
+		return f, nil
+	}
+	n, err := t.get(h.ino)
+	if err != nil {
+		return nil, err
+	}
+	if !n.local() {
+		if !exclusive {
+			return nil, nil
+		}
+		if err := t.makeLocal(context.Background(), n, false); err != nil {
+			return nil, err
+		}
+	}
+	if h.f == nil || h.gen != n.gen {
+		f, err := os.OpenFile(t.dataPath(h.ino), os.O_RDWR, 0)
+		if err != nil {
+			return nil, fmt.Errorf("working tree %s: open data of %s: %w", t.dataset, n.Name, err)
+		}
+		if h.f != nil {
+			h.old = append(h.old, h.f)
+		}
+		h.f, h.gen = f, n.gen
+	}
+	return h.f, nil
+}
+
+// privateCopy returns a removed file holding the bytes of file object id.
+// t.mu is held exclusively.
+func (t *Tree) privateCopy(ctx context.Context, id cas.ID) (*os.File, error) {
+	f, err := os.CreateTemp(t.dataDir, "removed-*")
+	if err != nil {
+		return nil, fmt.Errorf("working tree %s: copy a removed file: %w", t.dataset, err)
+	}
+	os.Remove(f.Name())
+	if !id.IsZero() {
+		if err := t.copyOut(ctx, id, f); err != nil {
+			f.Close()
+			t.log.Error("copy a removed file of the working tree out of the store", "dataset", t.dataset, "err", err)
+			return nil, syscall.EIO
+		}
+	}
+	return f, nil
 }
 
 // Sync makes the file's bytes and the tree's records durable.

@@ -9,7 +9,10 @@
 // last snapshot) is clean: it carries the content id of that version's
 // object (a file object or a tree), and its bytes are read lazily from the
 // store. A changed file has its bytes in a local data file; a folder with a
-// changed descendant is dirty, as is every folder above it.
+// changed descendant is dirty, as is every folder above it. Opening a file
+// for writing changes nothing: its first write copies it into a data file
+// (an open with O_TRUNC that empties it is a change too), so a handle
+// closed without writing leaves the tree clean.
 //
 // Folders are materialized lazily: a clean folder's children become nodes
 // only when it is first listed or looked into, from its tree object, so a
@@ -33,7 +36,10 @@
 // called by the daemon every few seconds, resets it when a newer version
 // appears (made on another machine sharing the remote, say). A tree with
 // changes, or a file open for writing, is never moved; a snapshot of a
-// tree whose base is not the latest succeeds and logs StaleSnapshot. A
+// tree whose base is not the latest succeeds and logs StaleSnapshot. The
+// follower lists the dataset's versions through the store's cache of the
+// remote's listing; a snapshot lists the remote afresh, so that it warns
+// of a version another machine made a moment before. A
 // checkout of a named version pins the tree there (see follow.go).
 //
 // StoreTree stores a tree the same way without making it a version or

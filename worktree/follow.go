@@ -40,11 +40,40 @@ type Behind struct {
 
 // behind compares base, the base of dataset's working tree, with the
 // dataset's latest version; nil if base is the latest or there is none.
+// The names are listed through the store's cache of the remote's (up to
+// a second or so old, see tiered.Options.RefsMaxAge), which is cheap
+// enough to poll.
 func (s *Set) behind(ctx context.Context, dataset string, base cas.ID) (*Behind, error) {
-	return behindLatest(ctx, s.repo, s.objs, dataset, base)
+	return behindLatest(ctx, s.repo, s.objs, dataset, base, false)
 }
 
-func behindLatest(ctx context.Context, r *repo.Repo, objs cas.Getter, dataset string, base cas.ID) (*Behind, error) {
+// freshLister is a store that can list refs with the remote as it is now,
+// bypassing its cache of the remote's listing (tiered.Store).
+type freshLister interface {
+	ListRefsFresh(ctx context.Context, prefix string, fn func(string, cas.ID) error) error
+}
+
+// freshRefs is a store whose ListRefs lists the remote afresh.
+type freshRefs struct {
+	cas.Store
+	fresh freshLister
+}
+
+func (s freshRefs) ListRefs(ctx context.Context, prefix string, fn func(string, cas.ID) error) error {
+	return s.fresh.ListRefsFresh(ctx, prefix, fn)
+}
+
+// behindLatest is Set.behind. With fresh, the dataset's names are listed
+// from the remote as it is now rather than from the store's cache, so
+// that a version another machine made a moment ago counts: a snapshot
+// looks once, and must not miss it. A store without a remote is always
+// fresh.
+func behindLatest(ctx context.Context, r *repo.Repo, objs cas.Getter, dataset string, base cas.ID, fresh bool) (*Behind, error) {
+	if f, ok := r.Store().(freshLister); ok && fresh {
+		// The same listing and order as r's (what "latest" resolves to),
+		// through a store that lists the remote afresh.
+		r = repo.New(freshRefs{Store: r.Store(), fresh: f}, nil, "", nil)
+	}
 	vs, err := r.Versions(ctx, dataset)
 	if err != nil {
 		return nil, fmt.Errorf("versions of %s: %w", dataset, err)

@@ -57,8 +57,10 @@ func (t *Tree) Snapshot(ctx context.Context, r *repo.Repo, ref repo.Ref, message
 	m.Files, m.Bytes, m.Counted = below.files, below.bytes, true
 	w.Count(below.files-s.stored.files, below.bytes-s.stored.bytes)
 	// Looked at before the commit, after which the new version is the
-	// latest. A failure to tell only costs the warning.
-	stale, err := behindLatest(ctx, r, t.objs, t.dataset, t.meta.Base)
+	// latest, with the remote listed now: a version another machine made
+	// a moment ago makes this one stale too. A failure to tell only costs
+	// the warning.
+	stale, err := behindLatest(ctx, r, t.objs, t.dataset, t.meta.Base, true)
 	if err != nil {
 		t.log.Debug("tell whether a snapshot's base is the latest version", "version", ref.String(), "err", err)
 	}

@@ -758,7 +758,9 @@ func (t *Tree) Rename(ctx context.Context, oldParent uint64, oldName string, new
 	return nil
 }
 
-// SetAttr changes a node's mode, size or mtime (nil leaves it).
+// SetAttr changes a node's mode, size or mtime (nil leaves it). Setting
+// what a node whose bytes are not local has already (its mode, size or
+// mtime) changes nothing, and leaves a clean node clean.
 func (t *Tree) SetAttr(ctx context.Context, ino uint64, perm *uint32, size *int64, mtime *time.Time) (Attr, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -773,6 +775,22 @@ func (t *Tree) SetAttr(ctx context.Context, ino uint64, perm *uint32, size *int6
 		if n.Type != object.TypeFile || *size < 0 {
 			return Attr{}, syscall.EINVAL
 		}
+	}
+	if !n.local() {
+		if perm != nil && *perm&0o7777 == n.Perm {
+			perm = nil
+		}
+		if size != nil && *size == n.Size {
+			size = nil
+		}
+		if mtime != nil && mtime.UnixNano() == n.MTime {
+			mtime = nil
+		}
+		if perm == nil && size == nil && mtime == nil {
+			return t.attr(n)
+		}
+	}
+	if size != nil {
 		if err := t.makeLocal(ctx, n, *size == 0); err != nil {
 			return Attr{}, err
 		}

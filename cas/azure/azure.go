@@ -74,6 +74,10 @@ type Store struct {
 var _ cas.Store = (*Store)(nil)
 
 // Open checks that the container is reachable and returns the store in it.
+// Its error reads "az://container/prefix: open: REASON", where REASON says
+// what a refusal means (credentials, or no such container) and names the
+// settings to check; errors.Unwrap of it gives REASON alone, for callers
+// that name the store themselves.
 func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Container == "" {
 		return nil, fmt.Errorf("azure store: no container given")
@@ -82,14 +86,64 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if client == nil {
 		var err error
 		if client, err = newClient(o); err != nil {
-			return nil, fmt.Errorf("azure store: %w", err)
+			return nil, fmt.Errorf("%s: open: %w", where(o.Container, o.Prefix), err)
 		}
 	}
 	s := New(client, o.Container, o.Prefix)
 	if _, err := s.container.GetProperties(ctx, nil); err != nil {
-		return nil, fmt.Errorf("%s: open: %w", s.where, tidy(err))
+		return nil, fmt.Errorf("%s: open: %w", s.where, explainOpen(err))
 	}
 	return s, nil
+}
+
+// credentialSettings names where the credentials come from, for a
+// message about a refusal.
+const credentialSettings = "AZURE_STORAGE_CONNECTION_STRING, or the account (AZURE_STORAGE_ACCOUNT) and AZURE_STORAGE_KEY"
+
+// explainOpen says what the answer to Open's container lookup means, on
+// one line.
+func explainOpen(err error) error {
+	switch {
+	case Denied(err):
+		return fmt.Errorf("refused: check the credentials (%s): %w", credentialSettings, tidy(err))
+	case bloberror.HasCode(err, bloberror.ContainerNotFound, bloberror.ResourceNotFound) || statusCode(err) == http.StatusNotFound:
+		return fmt.Errorf("no such container, or credentials it does not accept: check the container's name and the account, and the credentials (%s): %w", credentialSettings, tidy(err))
+	}
+	return tidy(err)
+}
+
+// Denied reports whether err says that Azure refused the request's
+// credentials or their permissions: HTTP 401 or 403, or the codes
+// AuthenticationFailed, AuthorizationFailure and their kin.
+func Denied(err error) bool {
+	if err == nil {
+		return false
+	}
+	if bloberror.HasCode(err, bloberror.AuthenticationFailed, bloberror.AuthorizationFailure,
+		bloberror.AuthorizationPermissionMismatch, bloberror.AuthorizationProtocolMismatch,
+		bloberror.AuthorizationResourceTypeMismatch, bloberror.AuthorizationServiceMismatch,
+		bloberror.AuthorizationSourceIPMismatch, bloberror.InsufficientAccountPermissions,
+		bloberror.InvalidAuthenticationInfo, bloberror.NoAuthenticationInformation, bloberror.AccountIsDisabled) {
+		return true
+	}
+	switch statusCode(err) {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return true
+	}
+	return false
+}
+
+// statusCode is the HTTP status of a service error, 0 for another error.
+func statusCode(err error) int {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode
+	}
+	return 0
+}
+
+func where(container, prefix string) string {
+	return "az://" + container + "/" + strings.Trim(prefix, "/")
 }
 
 func newClient(o Options) (*azblob.Client, error) {
@@ -138,7 +192,7 @@ func New(client *azblob.Client, containerName, prefix string) *Store {
 		client:    client,
 		container: client.ServiceClient().NewContainerClient(containerName),
 		name:      containerName,
-		where:     "az://" + containerName + "/" + prefix,
+		where:     where(containerName, prefix),
 	}
 	if prefix != "" {
 		s.prefix = prefix + "/"
@@ -172,10 +226,15 @@ func (s *Store) blob(key string) *blob.Client { return s.container.NewBlobClient
 // fail wraps err from operation op on what, turning "no such blob" into
 // cas.ErrNotFound.
 func (s *Store) fail(op, what string, err error) error {
-	if isNotFound(err) {
+	switch {
+	case isNotFound(err):
 		err = cas.ErrNotFound
+	case Denied(err):
+		err = fmt.Errorf("refused: check the credentials (%s): %w", credentialSettings, tidy(err))
+	default:
+		err = tidy(err)
 	}
-	return fmt.Errorf("%s: %s %s: %w", s.where, op, what, tidy(err))
+	return fmt.Errorf("%s: %s %s: %w", s.where, op, what, err)
 }
 
 // isNotFound reports whether err says the blob does not exist. A missing

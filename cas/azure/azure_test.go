@@ -211,7 +211,9 @@ func TestErrors(t *testing.T) {
 	// A missing container is an error, and not ErrNotFound: neither for
 	// Open nor for a store made without asking.
 	_, oerr := azure.Open(ctx, azure.Options{Container: "no-such-container", ConnectionString: srv.ConnectionString})
-	if oerr == nil || errors.Is(oerr, cas.ErrNotFound) || !strings.HasPrefix(oerr.Error(), "az://no-such-container/: open: ") {
+	if oerr == nil || errors.Is(oerr, cas.ErrNotFound) || azure.Denied(oerr) ||
+		!strings.HasPrefix(oerr.Error(), "az://no-such-container/: open: no such container, or credentials it does not accept: ") ||
+		!strings.Contains(oerr.Error(), "AZURE_STORAGE_CONNECTION_STRING") {
 		t.Fatalf("Open of a missing container: %v", oerr)
 	}
 	gone := azure.New(s.Client(), "no-such-container", "")
@@ -229,10 +231,20 @@ func TestErrors(t *testing.T) {
 	wrongKey := "d3Jvbmcta2V5LWZvci10ZXN0cy1vbmx5LXdyb25nLWtleQ=="
 	cs := strings.Replace(srv.ConnectionString, emulators.AzureKey, wrongKey, 1)
 	_, aerr := azure.Open(ctx, azure.Options{Container: s.Container(), ConnectionString: cs})
-	if aerr == nil || !strings.Contains(aerr.Error(), "403") || strings.Contains(aerr.Error(), "\n") || azure.Transient(aerr) {
+	if aerr == nil || !strings.Contains(aerr.Error(), "403") || strings.Contains(aerr.Error(), "\n") || azure.Transient(aerr) ||
+		!azure.Denied(aerr) || !strings.Contains(aerr.Error(), ": open: refused: check the credentials (AZURE_STORAGE_CONNECTION_STRING") {
 		t.Fatalf("Open with a wrong key: %v", aerr)
 	}
-	for _, e := range []error{oerr, gerr, serr, aerr} {
+	// So is a request of a store made without asking.
+	bad, err := azblob.NewClientFromConnectionString(cs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, derr := azure.New(bad, s.Container(), prefix).Get(ctx, id)
+	if derr == nil || !azure.Denied(derr) || !strings.Contains(derr.Error(), ": get "+id.Short()+": refused: check the credentials (") {
+		t.Fatalf("Get with a wrong key: %v", derr)
+	}
+	for _, e := range []error{oerr, gerr, serr, aerr, derr} {
 		if msg := e.Error(); strings.Contains(msg, wrongKey) || strings.Contains(msg, emulators.AzureKey) {
 			t.Fatalf("error shows a key: %s", msg)
 		}

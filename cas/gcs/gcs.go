@@ -66,6 +66,10 @@ type Store struct {
 var _ cas.Store = (*Store)(nil)
 
 // Open checks that the bucket is reachable and returns the store in it.
+// Its error reads "gs://bucket/prefix: open: REASON", where REASON says
+// what a refusal means (credentials, or no such bucket) and names the
+// settings to check; errors.Unwrap of it gives REASON alone, for callers
+// that name the store themselves.
 func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Bucket == "" {
 		return nil, fmt.Errorf("gcs store: no bucket given")
@@ -74,7 +78,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if client == nil {
 		var err error
 		if client, err = newClient(ctx, o); err != nil {
-			return nil, fmt.Errorf("gcs store: %w", err)
+			return nil, fmt.Errorf("%s: open: %w", where(o.Bucket, o.Prefix), fmt.Errorf("check the credentials (%s): %w", credentialSettings, err))
 		}
 		own = true
 	}
@@ -84,10 +88,54 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		if own {
 			client.Close()
 		}
-		return nil, fmt.Errorf("%s: open: %w", s.where, err)
+		return nil, fmt.Errorf("%s: open: %w", s.where, explainOpen(err))
 	}
 	return s, nil
 }
+
+// credentialSettings names where the credentials come from, for a
+// message about a refusal: Application Default Credentials.
+const credentialSettings = "GOOGLE_APPLICATION_CREDENTIALS, or gcloud auth application-default login"
+
+// explainOpen says what the answer to Open's bucket lookup means.
+func explainOpen(err error) error {
+	switch {
+	case Denied(err):
+		return fmt.Errorf("refused: check the credentials (%s): %w", credentialSettings, err)
+	case errors.Is(err, storage.ErrBucketNotExist) || httpCode(err) == http.StatusNotFound || status.Code(err) == codes.NotFound:
+		return fmt.Errorf("no such bucket, or credentials it does not accept: check the bucket's name, and the credentials (%s): %w", credentialSettings, err)
+	}
+	return err
+}
+
+// Denied reports whether err says that GCS refused the request's
+// credentials or their permissions: HTTP 401 or 403, or gRPC's
+// Unauthenticated and PermissionDenied.
+func Denied(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch httpCode(err) {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return true
+	}
+	return false
+}
+
+// httpCode is the HTTP status of a JSON API error, 0 for another error.
+func httpCode(err error) int {
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		return ge.Code
+	}
+	return 0
+}
+
+func where(bucket, prefix string) string { return "gs://" + bucket + "/" + strings.Trim(prefix, "/") }
 
 func newClient(ctx context.Context, o Options) (*storage.Client, error) {
 	var opts []option.ClientOption
@@ -119,7 +167,7 @@ func New(client *storage.Client, bucket, prefix string) *Store {
 		client: client,
 		bucket: client.Bucket(bucket),
 		name:   bucket,
-		where:  "gs://" + bucket + "/" + prefix,
+		where:  where(bucket, prefix),
 	}
 	if prefix != "" {
 		s.prefix = prefix + "/"
@@ -151,8 +199,11 @@ func (s *Store) RefKey(name string) string { return s.prefix + "refs/" + name }
 // fail wraps err from operation op on what, turning "no such object" into
 // cas.ErrNotFound. The SDK's errors name no credentials.
 func (s *Store) fail(op, what string, err error) error {
-	if errors.Is(err, storage.ErrObjectNotExist) {
+	switch {
+	case errors.Is(err, storage.ErrObjectNotExist):
 		err = cas.ErrNotFound
+	case Denied(err):
+		err = fmt.Errorf("refused: check the credentials (%s): %w", credentialSettings, err)
 	}
 	return fmt.Errorf("%s: %s %s: %w", s.where, op, what, err)
 }

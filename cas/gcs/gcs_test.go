@@ -272,8 +272,26 @@ func TestErrors(t *testing.T) {
 
 	// A missing bucket is an error, and not ErrNotFound.
 	_, err = gcs.Open(ctx, gcs.Options{Bucket: "no-such-bucket", Endpoint: endpoint})
-	if err == nil || errors.Is(err, cas.ErrNotFound) || !strings.HasPrefix(err.Error(), "gs://no-such-bucket/: open: ") {
+	if err == nil || errors.Is(err, cas.ErrNotFound) || gcs.Denied(err) ||
+		!strings.HasPrefix(err.Error(), "gs://no-such-bucket/: open: no such bucket, or credentials it does not accept: ") ||
+		!strings.Contains(err.Error(), "GOOGLE_APPLICATION_CREDENTIALS") {
 		t.Fatalf("Open of a missing bucket: %v", err)
+	}
+
+	// A refusal (401, 403) points at the credentials, and is not worth
+	// another try.
+	for _, code := range []int{http.StatusUnauthorized, http.StatusForbidden} {
+		deny := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			fmt.Fprintf(w, `{"error": {"code": %d, "message": "denied"}}`, code)
+		}))
+		_, err := gcs.Open(ctx, gcs.Options{Bucket: "bkt", Endpoint: deny.URL + "/storage/v1/"})
+		deny.Close()
+		if err == nil || !gcs.Denied(err) || gcs.Transient(err) ||
+			!strings.HasPrefix(err.Error(), "gs://bkt/: open: refused: check the credentials (GOOGLE_APPLICATION_CREDENTIALS") {
+			t.Fatalf("Open refused with %d: %v", code, err)
+		}
 	}
 	if _, err := gcs.Open(ctx, gcs.Options{}); err == nil {
 		t.Fatal("Open without a bucket succeeded")

@@ -218,7 +218,19 @@ func (s *Store) doPausable(ctx context.Context, op string, retryable func(error)
 	return s.doAttempts(ctx, op, true, retryable, f)
 }
 
+// onceKey marks a context whose calls make one attempt (see Once).
+type onceKey struct{}
+
+// Once returns ctx for calls that make a single attempt, not retried: for
+// a caller that knows the remote is failing fast (refusing or resetting
+// connections) and wants to learn at once whether it still is.
+func Once(ctx context.Context) context.Context { return context.WithValue(ctx, onceKey{}, true) }
+
 func (s *Store) doAttempts(ctx context.Context, op string, pausable bool, retryable func(error) bool, f func(a *attempt) error) error {
+	attempts := s.o.MaxAttempts
+	if once, _ := ctx.Value(onceKey{}).(bool); once {
+		attempts = 1
+	}
 	for n := 1; ; n++ {
 		a := s.start(ctx, pausable)
 		err := f(a)
@@ -240,7 +252,7 @@ func (s *Store) doAttempts(ctx context.Context, op string, pausable bool, retrya
 		if !retryable(err) {
 			return err
 		}
-		if n >= s.o.MaxAttempts {
+		if n >= attempts {
 			return fmt.Errorf("gave up after %d attempts: %w", n, err)
 		}
 		d := s.backoff(n)

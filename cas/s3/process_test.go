@@ -80,6 +80,11 @@ func TestVersitygwWrongSecret(t *testing.T) {
 	if !strings.HasPrefix(msg, "s3://"+bucket+"/: open: ") || !strings.Contains(msg, "403") {
 		t.Fatalf("error %q does not name the bucket and HTTP 403", msg)
 	}
+	// It says what to check, and names the store once.
+	if !strings.Contains(msg, "refused: check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ") ||
+		!strings.Contains(msg, "AWS_PROFILE") || strings.Count(msg, bucket) != 1 || !s3.Denied(err) || s3.Transient(err) {
+		t.Fatalf("error %q does not point at the credentials", msg)
+	}
 	if strings.Contains(msg, wrong) || strings.Contains(msg, srv.SecretKey) {
 		t.Fatalf("error shows the secret key: %s", msg)
 	}
@@ -89,8 +94,9 @@ func TestVersitygwWrongSecret(t *testing.T) {
 		o.Credentials = credentials.NewStaticCredentialsProvider(srv.AccessKey, wrong, "")
 	})
 	_, err = s3.New(bad, bucket, "").Get(ctx, cas.Sum([]byte("x")))
-	if err == nil || errors.Is(err, cas.ErrNotFound) || !strings.Contains(err.Error(), "SignatureDoesNotMatch") {
-		t.Fatalf("Get with a wrong secret key: %v; want SignatureDoesNotMatch", err)
+	if err == nil || errors.Is(err, cas.ErrNotFound) || !strings.Contains(err.Error(), "SignatureDoesNotMatch") ||
+		!strings.Contains(err.Error(), "check the credentials (AWS_ACCESS_KEY_ID") {
+		t.Fatalf("Get with a wrong secret key: %v; want SignatureDoesNotMatch and a hint", err)
 	}
 	t.Logf("error: %s", err)
 	if strings.Contains(err.Error(), wrong) || strings.Contains(err.Error(), srv.SecretKey) {
@@ -104,6 +110,13 @@ func TestVersitygwWrongSecret(t *testing.T) {
 	})
 	if err == nil || strings.Contains(err.Error(), srv.SecretKey) {
 		t.Fatalf("Open with an unknown access key: %v", err)
+	}
+	// versitygw answers 404 for it, which must not read as a missing
+	// bucket only.
+	t.Logf("error: %s", err)
+	if !strings.Contains(err.Error(), "no such bucket, or credentials it does not accept: ") ||
+		!strings.Contains(err.Error(), "AWS_ACCESS_KEY_ID") {
+		t.Fatalf("Open with an unknown access key: %v; want a hint at the credentials", err)
 	}
 }
 

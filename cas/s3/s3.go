@@ -72,6 +72,10 @@ type Store struct {
 var _ cas.Store = (*Store)(nil)
 
 // Open checks that the bucket is reachable and returns the store in it.
+// Its error reads "s3://bucket/prefix: open: REASON", where REASON says
+// what a refusal means (credentials, or no such bucket) and names the
+// settings to check; errors.Unwrap of it gives REASON alone, for callers
+// that name the store themselves.
 func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Bucket == "" {
 		return nil, fmt.Errorf("s3 store: no bucket given")
@@ -82,9 +86,48 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	s := New(client, o.Bucket, o.Prefix)
 	if _, err := client.HeadBucket(ctx, &s3sdk.HeadBucketInput{Bucket: aws.String(s.bucket)}); err != nil {
-		return nil, fmt.Errorf("%s: open: %w", s.where, err)
+		return nil, fmt.Errorf("%s: open: %w", s.where, explainOpen(err))
 	}
 	return s, nil
+}
+
+// credentialSettings names where the credentials come from, for a
+// message about a refusal.
+const credentialSettings = "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, ~/.aws"
+
+// explainOpen says what the answer to Open's HeadBucket means. versitygw
+// (and other S3-compatible servers) answer 404 for an unknown access key,
+// so a 404 may be the credentials as well as a missing bucket.
+func explainOpen(err error) error {
+	switch {
+	case Denied(err):
+		return fmt.Errorf("refused: check the credentials (%s): %w", credentialSettings, err)
+	case errorCode(err) == "NoSuchBucket" || httpStatus(err) == http.StatusNotFound:
+		return fmt.Errorf("no such bucket, or credentials it does not accept: check the bucket's name and the endpoint, and the credentials (%s): %w", credentialSettings, err)
+	}
+	return err
+}
+
+// Denied reports whether err says that S3 refused the request's
+// credentials or their permissions: HTTP 401 or 403, the codes
+// InvalidAccessKeyId, SignatureDoesNotMatch, AccessDenied and the
+// expired-token ones, or no credentials found at all.
+func Denied(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch errorCode(err) {
+	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "AllAccessDisabled",
+		"ExpiredToken", "InvalidToken", "TokenRefreshRequired", "InvalidSecurity", "AccountProblem":
+		return true
+	}
+	switch httpStatus(err) {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return true
+	}
+	// The SDK's error for a credential chain that found nothing has no
+	// type of its own, hence the text.
+	return strings.Contains(err.Error(), "failed to refresh cached credentials")
 }
 
 func newClient(o Options) *s3sdk.Client {
@@ -154,8 +197,11 @@ func (s *Store) RefKey(name string) string { return s.prefix + "refs/" + name }
 // fail wraps err from operation op on what, turning the S3 answers that
 // mean "no such key" into cas.ErrNotFound.
 func (s *Store) fail(op, what string, err error) error {
-	if isNotFound(err) {
+	switch {
+	case isNotFound(err):
 		err = cas.ErrNotFound
+	case Denied(err):
+		err = fmt.Errorf("refused: check the credentials (%s): %w", credentialSettings, err)
 	}
 	return fmt.Errorf("%s: %s %s: %w", s.where, op, what, err)
 }

@@ -21,6 +21,18 @@
 // second or two; refs found only locally (made before the remote was
 // configured, say) stay visible and are published by Push.
 //
+// # The remote decides what a name means
+//
+// While the remote can be reached it is the authority for every name it
+// has or had: the store records which local refs the remote has had (it
+// published them, or got them from there; see known), so a recorded ref
+// that the remote no longer has was removed by another machine and goes
+// here too, and a recorded ref whose id on the remote changed (removed and
+// made again) takes the remote's id. Refs never published are not
+// recorded, and stay. A machine that cannot reach the remote changes
+// nothing: its refs keep working. OnRefChange tells the mount which names
+// changed, so that it forgets what it cached of them.
+//
 // The remote is never garbage-collected from here: List and Delete see the
 // local store only, since another machine may need what this one no longer
 // does.
@@ -31,10 +43,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
+	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -72,7 +84,21 @@ type Options struct {
 	RefsMaxAge time.Duration
 	// Uploads is how many packs Push uploads at once. Default 4.
 	Uploads int
-	Log     *slog.Logger
+	// RecheckEvery is how often a listing by names also reads again a few
+	// refs it knows (see recheck). Default one minute: an idle machine
+	// reads no ref it has read but that often.
+	RecheckEvery time.Duration
+	// KnownDir is the folder of the record of which local refs the remote
+	// has had (see known); it must outlive the process. Default: a folder
+	// under remote-refs/ in LocalFiles' folder when LocalFiles is a local
+	// store (one with Root), named by RemoteKey; else the record is kept
+	// in memory only.
+	KnownDir string
+	// RemoteKey identifies the remote (its URL; only a hash of it is
+	// kept), so that each remote has its own record: a ref that one
+	// remote had is not taken as removed by another one that never had it.
+	RemoteKey string
+	Log       *slog.Logger
 }
 
 // Store is the two-tier store. Its methods are safe for concurrent use.
@@ -82,12 +108,29 @@ type Store struct {
 	pushMu   sync.Mutex
 	uploaded map[cas.ID]bool // packs known to be on the remote; nil until listed
 
-	refsMu   sync.Mutex
-	listed   time.Time         // when remote was last listed
-	remote   map[string]cas.ID // the remote's refs at that time
+	refsMu sync.Mutex
+	listed time.Time // when remote was last listed
+	// remote is the remote's refs at that time, replaced (never changed
+	// in place) when this store changes one: callers read it unlocked.
+	remote   map[string]cas.ID
 	absent   map[string]time.Time
 	listErr  error // of the last listing; refs are then local only
 	listOnce chan struct{}
+	// during holds the refs this store created (or deleted: the zero id)
+	// on the remote while a listing was under way, which that listing may
+	// have missed; nil when no listing is.
+	during map[string]cas.ID
+
+	rechecked time.Time // when listRemote last read known refs again
+
+	known       *known
+	reconcileMu sync.Mutex   // one reconcile at a time
+	removed     atomic.Int64 // refs removed here because the remote had removed them
+	removedMu   sync.Mutex
+	removedLog  []string // the names of the last maxRemovedLog of them, oldest first
+
+	changeMu sync.Mutex
+	onChange []func(name string)
 }
 
 var _ cas.Store = (*Store)(nil)
@@ -103,10 +146,54 @@ func New(o Options) (*Store, error) {
 	if o.Uploads <= 0 {
 		o.Uploads = 4
 	}
+	if o.RecheckEvery <= 0 {
+		o.RecheckEvery = time.Minute
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{o: o, absent: map[string]time.Time{}}, nil
+	k, err := openKnown(knownDir(o))
+	if err != nil {
+		return nil, err
+	}
+	return &Store{o: o, absent: map[string]time.Time{}, known: k, rechecked: time.Now()}, nil
+}
+
+// knownDir is where the record of the remote's refs is kept (see
+// Options.KnownDir): in the local store's folder, beside the refs it is
+// about, so that it goes wherever they go.
+func knownDir(o Options) string {
+	if o.KnownDir != "" {
+		return o.KnownDir
+	}
+	r, ok := o.LocalFiles.(interface{ Root() string })
+	if !ok {
+		return ""
+	}
+	key := "default"
+	if o.RemoteKey != "" {
+		key = cas.Sum([]byte(o.RemoteKey)).String()
+	}
+	return filepath.Join(r.Root(), "remote-refs", key)
+}
+
+// OnRefChange has fn called with the name of every local ref that changed
+// because the remote had changed it: removed there (by another machine),
+// or made again there with other content. A mount passes a function that
+// forgets what it cached of that name.
+func (s *Store) OnRefChange(fn func(name string)) {
+	s.changeMu.Lock()
+	s.onChange = append(s.onChange, fn)
+	s.changeMu.Unlock()
+}
+
+func (s *Store) changed(name string) {
+	s.changeMu.Lock()
+	fns := slices.Clone(s.onChange)
+	s.changeMu.Unlock()
+	for _, fn := range fns {
+		fn(name)
+	}
 }
 
 // Local returns the local tier.
@@ -370,294 +457,6 @@ func checkPack(id cas.ID, data []byte) error {
 		}
 	}
 	return nil
-}
-
-// CreateRef publishes: it uploads what the remote lacks, creates the ref
-// on the remote (the step that can lose to another machine), then records
-// it locally.
-func (s *Store) CreateRef(ctx context.Context, name string, id cas.ID) error {
-	if _, err := s.Upload(ctx, nil); err != nil {
-		return fmt.Errorf("create ref %s: %w", name, err)
-	}
-	if err := s.o.Remote.CreateRef(ctx, name, id); err != nil {
-		if !errors.Is(err, cas.ErrExists) {
-			return fmt.Errorf("create ref %s on the remote: %w", name, err)
-		}
-		// Taken: by another machine, or by an earlier attempt of ours whose
-		// answer was lost on the way back.
-		got, gerr := s.o.Remote.GetRef(ctx, name)
-		if gerr != nil || got != id {
-			return err
-		}
-	}
-	s.noteRemote(name, id)
-	return s.setLocal(ctx, name, id)
-}
-
-// setLocal makes the local ref name point at id, replacing a different one.
-func (s *Store) setLocal(ctx context.Context, name string, id cas.ID) error {
-	err := s.o.Local.CreateRef(ctx, name, id)
-	if !errors.Is(err, cas.ErrExists) {
-		return err
-	}
-	got, gerr := s.o.Local.GetRef(ctx, name)
-	if gerr == nil && got == id {
-		return nil
-	}
-	// The remote decides: a local ref of the same name that says otherwise
-	// was made here while the remote was out of reach, and lost.
-	s.o.Log.Warn("replacing a local ref that the remote contradicts", "ref", name, "local", got.Short(), "remote", id.Short())
-	if err := s.o.Local.DeleteRef(ctx, name); err != nil {
-		return err
-	}
-	return s.o.Local.CreateRef(ctx, name, id)
-}
-
-func (s *Store) noteRemote(name string, id cas.ID) {
-	s.refsMu.Lock()
-	if s.remote != nil {
-		s.remote[name] = id
-	}
-	delete(s.absent, name)
-	s.refsMu.Unlock()
-}
-
-// GetRef reads the local ref, then the remote's, and keeps what the remote
-// said locally so it reads without the network next time.
-func (s *Store) GetRef(ctx context.Context, name string) (cas.ID, error) {
-	id, err := s.o.Local.GetRef(ctx, name)
-	if !errors.Is(err, cas.ErrNotFound) {
-		return id, err
-	}
-	s.refsMu.Lock()
-	at, absent := s.absent[name]
-	s.refsMu.Unlock()
-	if absent && time.Since(at) < s.o.RefsMaxAge {
-		return cas.ID{}, err
-	}
-	id, rerr := s.o.Remote.GetRef(ctx, name)
-	if errors.Is(rerr, cas.ErrNotFound) {
-		s.refsMu.Lock()
-		s.absent[name] = time.Now()
-		if len(s.absent) > 10000 {
-			clear(s.absent)
-		}
-		s.refsMu.Unlock()
-		return cas.ID{}, rerr
-	}
-	if rerr != nil {
-		return cas.ID{}, fmt.Errorf("ref %s: %w", name, rerr)
-	}
-	if err := s.setLocal(ctx, name, id); err != nil {
-		s.o.Log.Warn("keep a remote ref locally", "ref", name, "err", err)
-	}
-	return id, nil
-}
-
-// ListRefs merges the remote's refs (at most RefsMaxAge old) over the
-// local ones. If the remote cannot be listed, the local refs are listed
-// and the failure is logged once per RefsMaxAge.
-func (s *Store) ListRefs(ctx context.Context, prefix string, fn func(string, cas.ID) error) error {
-	merged := map[string]cas.ID{}
-	if err := s.o.Local.ListRefs(ctx, prefix, func(name string, id cas.ID) error {
-		merged[name] = id
-		return nil
-	}); err != nil {
-		return err
-	}
-	remote, err := s.remoteRefs(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-	}
-	for name, id := range remote {
-		if strings.HasPrefix(name, prefix) {
-			merged[name] = id
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(merged)) {
-		if err := fn(name, merged[name]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// RemoteRefs returns the remote's refs, listed afresh, and the error of
-// listing them.
-func (s *Store) RemoteRefs(ctx context.Context) (map[string]cas.ID, error) {
-	s.refsMu.Lock()
-	s.listed = time.Time{}
-	s.refsMu.Unlock()
-	return s.remoteRefs(ctx)
-}
-
-// remoteRefs returns the remote's refs as last listed, listing them again
-// when the listing is older than RefsMaxAge. Concurrent callers share one
-// listing. The map must not be modified.
-func (s *Store) remoteRefs(ctx context.Context) (map[string]cas.ID, error) {
-	for {
-		s.refsMu.Lock()
-		if time.Since(s.listed) < s.o.RefsMaxAge {
-			m, err := s.remote, s.listErr
-			s.refsMu.Unlock()
-			return m, err
-		}
-		if wait := s.listOnce; wait != nil {
-			s.refsMu.Unlock()
-			select {
-			case <-wait:
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-		done := make(chan struct{})
-		s.listOnce = done
-		old := s.remote
-		s.refsMu.Unlock()
-
-		m, err := s.listRemote(ctx, old)
-		s.refsMu.Lock()
-		if err != nil {
-			if s.listErr == nil {
-				s.o.Log.Warn("cannot list the remote's refs; showing local ones only", "err", err)
-			}
-			m = old // keep what was known
-		}
-		s.listErr = err
-		s.remote = m
-		s.listed = time.Now()
-		s.listOnce = nil
-		close(done)
-		s.refsMu.Unlock()
-		return m, err
-	}
-}
-
-// listRemote lists the remote's refs. With ListRefNames it reads only the
-// refs that old does not know: refs are create-only, so a name keeps its
-// id until it is deleted (which the listing shows).
-func (s *Store) listRemote(ctx context.Context, old map[string]cas.ID) (map[string]cas.ID, error) {
-	m := map[string]cas.ID{}
-	if s.o.ListRefNames == nil {
-		err := s.o.Remote.ListRefs(ctx, "", func(name string, id cas.ID) error {
-			m[name] = id
-			return nil
-		})
-		return m, err
-	}
-	var fresh []string
-	err := s.o.ListRefNames(ctx, "", func(name string) error {
-		if id, ok := old[name]; ok {
-			m[name] = id
-		} else {
-			fresh = append(fresh, name)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	var mu sync.Mutex
-	for _, name := range fresh {
-		g.Go(func() error {
-			id, err := s.o.Remote.GetRef(gctx, name)
-			if errors.Is(err, cas.ErrNotFound) {
-				return nil // deleted meanwhile
-			}
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			m[name] = id
-			mu.Unlock()
-			return nil
-		})
-	}
-	return m, g.Wait()
-}
-
-// DeleteRef deletes the ref on the remote, then locally.
-func (s *Store) DeleteRef(ctx context.Context, name string) error {
-	if err := s.o.Remote.DeleteRef(ctx, name); err != nil {
-		return fmt.Errorf("delete ref %s on the remote: %w", name, err)
-	}
-	s.refsMu.Lock()
-	if s.remote != nil {
-		delete(s.remote, name)
-	}
-	s.refsMu.Unlock()
-	return s.o.Local.DeleteRef(ctx, name)
-}
-
-// Pending lists the local refs the remote does not have, or has with
-// another id.
-func (s *Store) Pending(ctx context.Context) (map[string]cas.ID, error) {
-	remote, err := s.RemoteRefs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]cas.ID{}
-	err = s.o.Local.ListRefs(ctx, "", func(name string, id cas.ID) error {
-		if rid, ok := remote[name]; !ok || rid != id {
-			out[name] = id
-		}
-		return nil
-	})
-	return out, err
-}
-
-// PullStats counts what Pull recorded locally.
-type PullStats struct {
-	Refs  int      // refs new or changed locally
-	Names []string // their names, sorted
-}
-
-// Count returns how many of the refs recorded are of a kind: refs name
-// more than versions (runs are refs too, and a live run publishes a new
-// one every few seconds), and a caller counts what its user calls new.
-func (p PullStats) Count(kind func(name string) bool) int {
-	n := 0
-	for _, name := range p.Names {
-		if kind(name) {
-			n++
-		}
-	}
-	return n
-}
-
-// Pull records the remote's refs locally, so they resolve without the
-// network. Local refs the remote lacks are kept (Push publishes them); a
-// ref removed on the remote after this machine recorded it stays here
-// until it is removed here too.
-func (s *Store) Pull(ctx context.Context) (PullStats, error) {
-	remote, err := s.RemoteRefs(ctx)
-	if err != nil {
-		return PullStats{}, fmt.Errorf("pull: list the remote's refs: %w", err)
-	}
-	var st PullStats
-	local := map[string]cas.ID{}
-	if err := s.o.Local.ListRefs(ctx, "", func(name string, id cas.ID) error {
-		local[name] = id
-		return nil
-	}); err != nil {
-		return st, err
-	}
-	for _, name := range slices.Sorted(maps.Keys(remote)) {
-		if local[name] == remote[name] {
-			continue
-		}
-		if err := s.setLocal(ctx, name, remote[name]); err != nil {
-			return st, fmt.Errorf("pull: ref %s: %w", name, err)
-		}
-		st.Refs++
-		st.Names = append(st.Names, name)
-	}
-	return st, nil
 }
 
 // Close closes both tiers.

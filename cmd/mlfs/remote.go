@@ -38,9 +38,9 @@ func remoteAddCmd(g *globals) *cobra.Command {
 		Use:   "add NAME URL",
 		Short: "Add a remote and, unless one is set, make it the one the daemon uses",
 		Example: `  mlfs remote add team s3://ml-data/team
-  mlfs remote add lab s3://ml --endpoint http://127.0.0.1:7070 --path-style
+  mlfs remote add lab s3://ml-lab --endpoint http://127.0.0.1:7070 --path-style
   mlfs remote add gcs gs://ml-data/team
-  mlfs remote add az az://ml/team --account mystorageaccount
+  mlfs remote add az az://ml-data/team --account mystorageaccount
   mlfs remote add nfs file:///srv/mlfs`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -298,6 +298,9 @@ func pulled(res daemon.SyncResult) string {
 	}
 	if res.Runs > 0 {
 		parts = append(parts, plural(res.Runs, "run")+" imported")
+	}
+	if res.Removed > 0 {
+		parts = append(parts, plural(res.Removed, "name")+" removed (gone from the remote)")
 	}
 	if len(parts) == 0 {
 		return "nothing new"

@@ -387,21 +387,56 @@ func TestWrongCredentials(t *testing.T) {
 	in := newInstance(t, "")
 	const wrong = "wrong-secret-0123456789"
 	in.env = append(in.env, "AWS_ACCESS_KEY_ID="+s.AccessKey, "AWS_SECRET_ACCESS_KEY="+wrong, "AWS_REGION="+s.Region)
-	errOut := in.fails("Forbidden", "remote", "add", "team", "s3://"+bucket+"/team", "--endpoint", s.Endpoint, "--path-style")
-	in.ok("remote", "add", "team", "s3://"+bucket+"/team", "--endpoint", s.Endpoint, "--path-style", "--no-check")
+	url := "s3://" + bucket + "/team"
+	errOut := in.fails("Forbidden", "remote", "add", "team", url, "--endpoint", s.Endpoint, "--path-style")
+	// It says what to check, and each layer says what it knows once: the
+	// remote's name, then its URL.
+	if !strings.HasPrefix(errOut, "mlfs: remote team: "+url+": refused: check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ") ||
+		strings.Count(errOut, bucket) != 1 || !strings.Contains(errOut, "AWS_PROFILE") {
+		t.Errorf("remote add with a wrong secret:\n%s", errOut)
+	}
+	// versitygw answers 404 for an unknown access key id: that is not only
+	// a missing bucket.
+	unknown := newInstance(t, "")
+	unknown.env = append(unknown.env, "AWS_ACCESS_KEY_ID=AKIDUNKNOWN0123456789", "AWS_SECRET_ACCESS_KEY="+wrong, "AWS_REGION="+s.Region)
+	unknownOut := unknown.fails("no such bucket, or credentials it does not accept: ", "remote", "add", "team", url, "--endpoint", s.Endpoint, "--path-style")
+	if !strings.HasPrefix(unknownOut, "mlfs: remote team: "+url+": ") || strings.Count(unknownOut, bucket) != 1 || !strings.Contains(unknownOut, "AWS_ACCESS_KEY_ID") {
+		t.Errorf("remote add with an unknown access key id:\n%s", unknownOut)
+	}
+	in.ok("remote", "add", "team", url, "--endpoint", s.Endpoint, "--path-style", "--no-check")
 	_, mountErr, code := in.run("mount", filepath.Join(in.home, "ml"))
 	if code == 0 {
 		in.run("umount", filepath.Join(in.home, "ml"))
 		t.Fatal("mount succeeded with credentials the remote refuses")
 	}
+	t.Logf("remote add, wrong secret: %s", errOut)
+	t.Logf("remote add, unknown key: %s", unknownOut)
+	t.Logf("mount: %s", mountErr)
 	log, _ := os.ReadFile(filepath.Join(in.home, "data/mlfs/daemon.log"))
-	for what, text := range map[string]string{"remote add": errOut, "mount": mountErr, "the daemon log": string(log)} {
+	for what, text := range map[string]string{"remote add": errOut + unknownOut, "mount": mountErr, "the daemon log": string(log)} {
 		if strings.Contains(text, wrong) {
 			t.Errorf("%s shows the secret: %s", what, text)
 		}
 	}
-	if !strings.Contains(mountErr+string(log), "Forbidden") {
+	if !strings.Contains(mountErr+string(log), "Forbidden") || !strings.Contains(mountErr, "check the credentials (AWS_ACCESS_KEY_ID") {
 		t.Errorf("the mount's failure does not say why:\n%s\n%s", mountErr, log)
+	}
+}
+
+// A bucket name that its cloud would refuse is named at once, with the
+// rule, instead of ending in a DNS error; nothing is written.
+func TestRemoteBadBucketName(t *testing.T) {
+	in := newInstance(t, "")
+	for url, want := range map[string]string{
+		"s3://Bad_Bucket!/x":   `mlfs: remote s3://Bad_Bucket!/x: bucket name "Bad_Bucket!": S3 takes 3 to 63 lowercase letters`,
+		"gs://ab/x":            `bucket name "ab": GCS takes`,
+		"az://ml--data/x":      `container name "ml--data": Azure takes`,
+		"s3://localhost:9000/": "goes in the endpoint",
+	} {
+		in.fails(want, "remote", "add", "team", url)
+	}
+	if out := in.ok("remote", "ls"); !strings.Contains(out, "no remotes") {
+		t.Fatalf("remote ls after refused adds:\n%s", out)
 	}
 }
 

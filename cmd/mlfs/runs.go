@@ -63,33 +63,27 @@ func runsCmd(g *globals) *cobra.Command {
   ILIKE IN, NOT IN, IS NULL, IS NOT NULL. Strings are quoted:
   params.model = 'svm'. Times and duration are in milliseconds; a quoted
   date works too: start_time > '2026-12-01'.
-  --sort takes "FIELD [asc|desc]", several separated by commas.`,
+  --sort takes "FIELD [asc|desc]", several separated by commas.
+
+The table shows the run's attributes (id, experiment, status, start_time,
+duration, dataset), then the fields of the filter and sort and a few params
+and metrics. --columns shows exactly the fields it names, in that order:
+attributes, metrics.KEY, params.KEY or tags.KEY, separated by commas.`,
 		Example: `  mlfs runs --filter "metrics.accuracy > 0.9 and params.model = 'svm'" --sort "metrics.accuracy desc"
-  mlfs runs --filter "tags.experiment = 'iris' and status = 'finished'" --columns params.C,metrics.accuracy
+  mlfs runs --filter "tags.experiment = 'iris' and status = 'finished'" --columns id,params.C,metrics.accuracy
   mlfs runs show r1
   mlfs runs compare r1 r2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cols, err := parseColumns(columns)
+			if err != nil {
+				return err
+			}
 			v, closeFn, err := g.openRuns(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			var cols []query.Field
-			if columns != "" {
-				for _, c := range strings.Split(columns, ",") {
-					f, err := query.ParseField(strings.TrimSpace(c))
-					if err != nil {
-						return fmt.Errorf("--columns: %w", err)
-					}
-					if f.Kind == query.Attr {
-						if err := tracking.CheckAttribute(f.Key); err != nil {
-							return fmt.Errorf("--columns: %w", err)
-						}
-					}
-					cols = append(cols, f)
-				}
-			}
 			if asJSON && !cmd.Flags().Changed("limit") {
 				limit = 0
 			}
@@ -111,7 +105,9 @@ func runsCmd(g *globals) *cobra.Command {
 			}
 			hidden := 0
 			if cols == nil {
-				cols, hidden = defaultColumns(res.Runs, filter, sortBy)
+				var more []query.Field
+				more, hidden = defaultColumns(res.Runs, filter, sortBy)
+				cols = append(slices.Clone(attributeColumns), more...)
 			}
 			if err := runsTable(out, res.Runs, cols); err != nil {
 				return err
@@ -127,7 +123,7 @@ func runsCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&filter, "filter", "", "only runs matching this expression (MLflow search grammar)")
 	cmd.Flags().StringVar(&sortBy, "sort", "", `order, e.g. "metrics.accuracy desc" (default: newest first)`)
-	cmd.Flags().StringVar(&columns, "columns", "", "comma-separated fields to show after the run's attributes")
+	cmd.Flags().StringVar(&columns, "columns", "", "show exactly these fields, in this order (comma-separated: id, status, host, ..., metrics.KEY, params.KEY, tags.KEY)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the runs as JSON (all of them unless --limit is given)")
 	cmd.Flags().IntVar(&limit, "limit", 100, "show at most this many runs (0: all)")
 	cmd.AddCommand(runsShowCmd(g), runsCompareCmd(g), runsRmCmd(g))
@@ -195,23 +191,102 @@ func defaultColumns(runs []*tracking.Info, filter, sortBy string) ([]query.Field
 	return cols, hidden
 }
 
+// parseColumns parses --columns: fields separated by commas; nil for "".
+func parseColumns(columns string) ([]query.Field, error) {
+	if strings.TrimSpace(columns) == "" {
+		return nil, nil
+	}
+	var cols []query.Field
+	for _, c := range strings.Split(columns, ",") {
+		f, err := query.ParseField(strings.TrimSpace(c))
+		if err != nil {
+			return nil, fmt.Errorf("--columns: %w", err)
+		}
+		if f.Kind == query.Attr {
+			if err := tracking.CheckAttribute(f.Key); err != nil {
+				return nil, fmt.Errorf("--columns: %w", err)
+			}
+		}
+		cols = append(cols, f)
+	}
+	return cols, nil
+}
+
+// attributeColumns are the attributes the table shows first without
+// --columns.
+var attributeColumns = []query.Field{
+	{Kind: query.Attr, Key: "id"}, {Kind: query.Attr, Key: "experiment"}, {Kind: query.Attr, Key: "status"},
+	{Kind: query.Attr, Key: "start_time"}, {Kind: query.Attr, Key: "duration"}, {Kind: query.Attr, Key: "dataset"},
+}
+
+// runsTable prints runs with the columns cols, in that order.
 func runsTable(out io.Writer, runs []*tracking.Info, cols []query.Field) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	head := []string{"RUN", "EXPERIMENT", "STATUS", "STARTED", "DURATION", "DATASETS"}
-	for _, c := range cols {
-		head = append(head, c.String())
+	head := make([]string, len(cols))
+	for i, c := range cols {
+		head[i] = header(c)
 	}
 	fmt.Fprintln(w, strings.Join(head, "\t"))
 	now := time.Now().UnixMilli()
 	for _, r := range runs {
-		row := []string{r.ID, r.Experiment, r.Status, time.UnixMilli(r.Start).Format("2006-01-02 15:04:05"),
-			humanDuration(r.Duration(now)), datasets(r)}
-		for _, c := range cols {
-			row = append(row, cell(r, c))
+		row := make([]string, len(cols))
+		for i, c := range cols {
+			row[i] = tableCell(r, c, now)
 		}
 		fmt.Fprintln(w, strings.Join(row, "\t"))
 	}
 	return w.Flush()
+}
+
+// header titles the column of f: an attribute by its canonical name (any
+// of its aliases gives the same title), another field as written.
+func header(f query.Field) string {
+	if f.Kind != query.Attr {
+		return f.String()
+	}
+	switch strings.ToLower(f.Key) {
+	case "id", "run_id", "run_name", "name":
+		return "RUN"
+	case "experiment", "experiment_id":
+		return "EXPERIMENT"
+	case "start_time", "start":
+		return "STARTED"
+	case "end_time", "end":
+		return "ENDED"
+	case "user", "user_id":
+		return "USER"
+	case "dataset", "datasets":
+		return "DATASETS"
+	}
+	return strings.ToUpper(f.Key)
+}
+
+// tableCell is r's value of f in the table: the attributes as the
+// default columns show them (the duration of a running run so far),
+// the other fields as cell does; "-" for none.
+func tableCell(r *tracking.Info, f query.Field, now int64) string {
+	if v := attrCell(r, f, now); v != "" {
+		return v
+	}
+	return "-"
+}
+
+func attrCell(r *tracking.Info, f query.Field, now int64) string {
+	if f.Kind == query.Attr {
+		switch strings.ToLower(f.Key) {
+		case "id", "run_id", "run_name", "name":
+			return r.ID
+		case "experiment", "experiment_id":
+			return r.Experiment
+		case "status":
+			return r.Status
+		case "duration":
+			return humanDuration(r.Duration(now))
+		case "dataset", "datasets":
+			return datasets(r)
+		}
+	}
+	return cell(r, f)
 }
 
 func datasets(r *tracking.Info) string {
