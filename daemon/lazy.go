@@ -122,12 +122,16 @@ func (l *lazyRemote) get(ctx context.Context) (o opened, probe bool, err error) 
 	defer cancel()
 	o, err = l.open(octx)
 	if err != nil {
-		if l.err == nil {
-			l.log.Error("cannot open the remote; serving what this machine has, and trying again", "remote", l.where, "err", err)
-		}
 		what := "is out of reach"
 		if !passing(err) {
-			what = "refuses this machine" // credentials, a missing bucket: it answered
+			what = "cannot be used" // credentials, a missing bucket: it answered
+		}
+		if l.err == nil {
+			msg := "cannot open the remote; serving what this machine has, and trying again"
+			if !passing(err) {
+				msg = "the remote refuses this machine"
+			}
+			l.log.Error(msg, "remote", l.where, "err", err)
 		}
 		l.err, l.failed = fmt.Errorf("remote %s %s: %w", l.where, what, err), time.Now()
 		return opened{}, false, l.err

@@ -34,6 +34,9 @@ type Set struct {
 
 // NewSet keeps working trees in kv, with file bytes under dataDir/<dataset>.
 func NewSet(kv index.KV, dataDir string, r *repo.Repo, objs cas.Getter, log *slog.Logger) *Set {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Set{kv: kv, dataDir: dataDir, repo: r, objs: objs, log: log, trees: map[string]*Tree{}, seen: map[string]string{}}
 }
 

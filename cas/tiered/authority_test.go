@@ -355,9 +355,11 @@ func TestAdoptsRefsInSync(t *testing.T) {
 	}
 }
 
-// A remote with no ref at all removes nothing: it looks like another
-// remote, or an emptied one, rather than every name removed.
-func TestEmptyRemoteRemovesNothing(t *testing.T) {
+// A remote whose every name was removed by another machine still holds
+// its packs: the names go here too, and are not pushed back. One with
+// neither names nor objects (wiped, or another bucket at the same URL)
+// removes nothing, and gets every name pushed.
+func TestEmptyRemote(t *testing.T) {
 	remote := mem.New()
 	a := newHost(t, remote).start(t, nil)
 	b := newHost(t, remote).start(t, nil)
@@ -368,10 +370,48 @@ func TestEmptyRemoteRemovesNothing(t *testing.T) {
 	if err := a.DeleteRef(bg, "nd/v1"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := refs(t, b), fmt.Sprint([]string{"nd/v1=" + v1.Short()}); got != want {
-		t.Fatalf("b lists %s; want %s", got, want)
+	if got := refs(t, b); got != "[]" {
+		t.Fatalf("b lists %s after the last name was removed on the remote; want none", got)
 	}
-	if pending, err := b.Pending(bg); err != nil || pending["nd/v1"] != v1 {
-		t.Fatalf("b would push %v, %v; want nd/v1 (a new remote gets every ref)", pending, err)
+	if pending, err := b.Pending(bg); err != nil || len(pending) != 0 {
+		t.Fatalf("b would push %v, %v; want nothing (the name was removed)", pending, err)
+	}
+
+	// Another name, then the remote wiped: nothing goes here.
+	c := newHost(t, remote).start(t, nil)
+	v2 := mustCreate(t, a, "nd/v2", "second")
+	if _, err := c.Pull(bg); err != nil {
+		t.Fatal(err)
+	}
+	wipe(t, remote)
+	if got, want := refs(t, c), fmt.Sprint([]string{"nd/v2=" + v2.Short()}); got != want {
+		t.Fatalf("c lists %s after the remote was wiped; want %s", got, want)
+	}
+	if pending, err := c.Pending(bg); err != nil || pending["nd/v2"] != v2 {
+		t.Fatalf("c would push %v, %v; want nd/v2 (a wiped remote gets every ref)", pending, err)
+	}
+	_ = v1
+}
+
+// wipe deletes every object and ref of st.
+func wipe(t *testing.T, st *mem.Store) {
+	t.Helper()
+	var ids []cas.ID
+	if err := st.List(bg, func(id cas.ID, _ int64) error { ids = append(ids, id); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if err := st.Delete(bg, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	if err := st.ListRefs(bg, "", func(name string, _ cas.ID) error { names = append(names, name); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if err := st.DeleteRef(bg, n); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -106,7 +106,7 @@ func (s *Store) GetRef(ctx context.Context, name string) (cas.ID, error) {
 	remote, rerr := s.remoteRefs(ctx)
 	id, err := s.o.Local.GetRef(ctx, name)
 	if err == nil {
-		if rerr != nil || !authoritative(remote) {
+		if rerr != nil || !s.authoritative(ctx, remote) {
 			return id, nil // offline: what this machine has keeps working
 		}
 		return s.checkLocal(ctx, name, id, remote)
@@ -247,7 +247,7 @@ func (s *Store) ListRefs(ctx context.Context, prefix string, fn func(string, cas
 	}
 	merged := map[string]cas.ID{}
 	if err := s.o.Local.ListRefs(ctx, prefix, func(name string, id cas.ID) error {
-		if rerr == nil && authoritative(remote) && s.goneFrom(remote, name) {
+		if rerr == nil && s.authoritative(ctx, remote) && s.goneFrom(remote, name) {
 			return nil
 		}
 		merged[name] = id
@@ -269,10 +269,22 @@ func (s *Store) ListRefs(ctx context.Context, prefix string, fn func(string, cas
 }
 
 // authoritative reports whether a listing of the remote's refs may remove
-// refs here. One with no ref at all may not: that is how a remote looks
-// that was emptied, or replaced by another (a new bucket, a wrong prefix),
-// rather than one from which other machines removed every version.
-func authoritative(remote map[string]cas.ID) bool { return len(remote) > 0 }
+// refs here. One with no ref at all may only if the remote holds objects:
+// a remote with neither is one that was emptied, or replaced by another
+// (a new bucket, a wrong prefix), while one whose every version another
+// machine removed keeps its packs (nothing deletes them).
+func (s *Store) authoritative(ctx context.Context, remote map[string]cas.ID) bool {
+	if len(remote) > 0 || s.remoteHasObjects.Load() {
+		return true
+	}
+	errFound := errors.New("found one")
+	err := s.o.RemoteFiles.List(ctx, func(cas.ID, int64) error { return errFound })
+	if errors.Is(err, errFound) {
+		s.remoteHasObjects.Store(true) // for good: objects are never deleted
+		return true
+	}
+	return false
+}
 
 // goneFrom reports whether name is a ref the remote had and the listing
 // remote lacks.
@@ -289,6 +301,9 @@ func (s *Store) goneFrom(remote map[string]cas.ID, name string) bool {
 func (s *Store) RemoteRefs(ctx context.Context) (map[string]cas.ID, error) {
 	s.refsMu.Lock()
 	s.listed = time.Time{}
+	// Every ref read again, not only new names: one removed and made
+	// again with other content since the last listing keeps its name.
+	s.readAll = true
 	s.refsMu.Unlock()
 	return s.remoteRefs(ctx)
 }
@@ -318,6 +333,9 @@ func (s *Store) remoteRefs(ctx context.Context) (map[string]cas.ID, error) {
 		s.listOnce = done
 		s.during = map[string]cas.ID{}
 		old := s.remote
+		if s.readAll {
+			old, s.readAll = nil, false
+		}
 		s.refsMu.Unlock()
 
 		m, err := s.listRemote(ctx, old)
@@ -371,7 +389,7 @@ func (s *Store) reconcile(ctx context.Context, remote map[string]cas.ID) {
 	if !s.known.isAdopted() {
 		s.adopt(ctx, remote)
 	}
-	if !authoritative(remote) {
+	if !s.authoritative(ctx, remote) {
 		return
 	}
 	for name, kid := range s.known.all() {
@@ -505,7 +523,7 @@ func (s *Store) Pending(ctx context.Context) (map[string]cas.ID, error) {
 	}
 	out := map[string]cas.ID{}
 	err = s.o.Local.ListRefs(ctx, "", func(name string, id cas.ID) error {
-		if _, wasOn := s.known.get(name); wasOn && authoritative(remote) {
+		if _, wasOn := s.known.get(name); wasOn && s.authoritative(ctx, remote) {
 			return nil // on the remote, or settled with it by the listing
 		}
 		if rid, ok := remote[name]; !ok || rid != id {

@@ -126,8 +126,14 @@ type Store struct {
 	known       *known
 	reconcileMu sync.Mutex   // one reconcile at a time
 	removed     atomic.Int64 // refs removed here because the remote had removed them
-	removedMu   sync.Mutex
-	removedLog  []string // the names of the last maxRemovedLog of them, oldest first
+	// readAll makes the next listing read every ref, not only new names
+	// (RemoteRefs); guarded by refsMu.
+	readAll bool
+	// remoteHasObjects: the remote was seen to hold an object (see
+	// authoritative).
+	remoteHasObjects atomic.Bool
+	removedMu        sync.Mutex
+	removedLog       []string // the names of the last maxRemovedLog of them, oldest first
 
 	changeMu sync.Mutex
 	onChange []func(name string)
