@@ -215,12 +215,6 @@ func (s *Set) Follow(ctx context.Context, dataset string) (*Followed, error) {
 			if !out.Moved {
 				return nil, nil // it changed meanwhile: look again next time
 			}
-			// Its folders are read now, while the store can be reached,
-			// so that the tree lists (and takes writes) also offline; a
-			// file's bytes are fetched when it is read, as in a version.
-			if err := t.Walk(ctx, RootIno, func(string, Attr) error { return nil }); err != nil {
-				s.log.Warn("read the folders of the version the working tree follows", "dataset", dataset, "err", err)
-			}
 		}
 	}
 	if out == nil || !out.Moved {
