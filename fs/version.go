@@ -188,14 +188,20 @@ func (d *versionDir) opened(pos int) {
 		d.mu.Unlock()
 		return
 	}
-	from := max(d.ahead, pos+1)
-	to := from
+	// The files within readAhead bytes past this one; those below d.ahead
+	// are fetched or being fetched already.
+	to := pos + 1
 	for bytes := int64(0); to < len(t.Entries) && bytes < s.readAhead; to++ {
 		if e := &t.Entries[to]; e.Type == object.TypeFile {
 			bytes += max(e.Size, 1)
 		}
 	}
-	d.ahead = max(d.ahead, to)
+	from := max(d.ahead, pos+1)
+	if from >= to {
+		d.mu.Unlock()
+		return
+	}
+	d.ahead = to
 	d.mu.Unlock()
 	for j := from; j < to; j++ {
 		if e := t.Entries[j]; e.Type == object.TypeFile && !s.prefetchFile(e) {
