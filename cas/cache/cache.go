@@ -226,7 +226,7 @@ func (c *Cache) load(seq uint64) error {
 		c.gen++
 		c.idx[id] = entry{seg: seq, off: off, size: n, gen: c.gen}
 		c.bytes += n
-		s.ids, s.offs, s.sizes = append(s.ids, id), append(s.offs, off), append(s.sizes, n)
+		s.add(id, off, n)
 	}
 	if readIndex(filepath.Join(c.segDir, segName(seq)+idxSuffix), s.size, add) {
 		s.index = true
@@ -480,10 +480,7 @@ func (c *Cache) store(id cas.ID, b []byte) {
 	}
 	// Written outside the lock, at an offset reserved for it alone; no
 	// reader looks there until it is indexed below.
-	_, err = s.f.WriteAt(encodeHeader(id, len(b)), off)
-	if err == nil {
-		_, err = s.f.WriteAt(b, off+headerSize)
-	}
+	err = writeRecord(s.f, off, id, b)
 	c.mu.Lock()
 	s.writing--
 	c.release(s)
@@ -498,7 +495,7 @@ func (c *Cache) store(id cas.ID, b []byte) {
 			c.gen++
 			c.idx[id] = entry{seg: s.seq, off: off + headerSize, size: size, gen: c.gen}
 			c.bytes += size
-			s.ids, s.offs, s.sizes = append(s.ids, id), append(s.offs, off+headerSize), append(s.sizes, size)
+			s.add(id, off+headerSize, size)
 		}
 	}
 	idx := c.indexable(s)
@@ -634,10 +631,7 @@ func (c *Cache) copyForward(from *segment, id cas.ID, e entry) bool {
 	if err != nil {
 		return false
 	}
-	_, err = s.f.WriteAt(encodeHeader(id, len(b)), off)
-	if err == nil {
-		_, err = s.f.WriteAt(b, off+headerSize)
-	}
+	err = writeRecord(s.f, off, id, b)
 	s.writing--
 	c.release(s)
 	if err != nil {
@@ -646,7 +640,7 @@ func (c *Cache) copyForward(from *segment, id cas.ID, e entry) bool {
 	}
 	c.gen++
 	c.idx[id] = entry{seg: s.seq, off: off + headerSize, size: e.size, gen: c.gen} // ref cleared: one more chance
-	s.ids, s.offs, s.sizes = append(s.ids, id), append(s.offs, off+headerSize), append(s.sizes, e.size)
+	s.add(id, off+headerSize, e.size)
 	return true
 }
 

@@ -91,6 +91,20 @@ func encodeHeader(id cas.ID, size int) []byte {
 	return h
 }
 
+// writeRecord writes the record of b as id at off in f.
+func writeRecord(f *os.File, off int64, id cas.ID, b []byte) error {
+	_, err := f.WriteAt(encodeHeader(id, len(b)), off)
+	if err == nil {
+		_, err = f.WriteAt(b, off+headerSize)
+	}
+	return err
+}
+
+// add lists the record of id, its bytes at off, in s.
+func (s *segment) add(id cas.ID, off, size int64) {
+	s.ids, s.offs, s.sizes = append(s.ids, id), append(s.offs, off), append(s.sizes, size)
+}
+
 // decodeHeader parses a record's header.
 func decodeHeader(h []byte) (cas.ID, int64, error) {
 	if len(h) < headerSize || string(h[:4]) != recordMagic {
